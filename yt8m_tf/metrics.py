@@ -58,11 +58,12 @@ SEGMENT_MAP_K = 100000
 def _perr_from_ranked(ranked_scores, ranked_labels, num_positives):
     """PERR per row from rows ranked by descending score; needs width >= the row's positive count."""
     width = tf.shape(ranked_scores)[1]
-    n = tf.cast(num_positives, tf.int32)
-    in_top_n = tf.range(width)[tf.newaxis, :] < n[:, tf.newaxis]
+    depth = tf.cast(num_positives, tf.int32)
+    in_top_n = tf.range(width)[tf.newaxis, :] < depth[:, tf.newaxis]
     counted = ranked_labels * tf.cast(ranked_scores > 0, ranked_labels.dtype) * tf.cast(in_top_n, ranked_labels.dtype)
-    hits = tf.reduce_sum(counted, axis=1)
-    return tf.where(num_positives > 0, hits / tf.maximum(num_positives, 1.0), tf.zeros_like(hits))
+    hits = tf.cast(tf.reduce_sum(counted, axis=1), tf.float64)  # integer-valued, exact
+    n = tf.cast(num_positives, tf.float64)
+    return tf.where(n > 0, hits / tf.maximum(n, 1.0), tf.zeros_like(hits))
 
 
 def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
@@ -78,7 +79,7 @@ def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
 
     Returns dict of tensors: top_scores [B, k'] (descending, ties -> lower class index), top_indices
     [B, k'] int32, top_labels [B, k'] float32 0/1, num_positives [B] float32, class_positives [C]
-    float32 (summed over the batch), hit_at_one [B] float32, perr [B] float32; k' = min(k, C).
+    float32 (summed over the batch), hit_at_one [B] float32, perr [B] float64; k' = min(k, C).
     """
     if k <= 0:
         raise ValueError("k must be a positive integer")
@@ -134,16 +135,8 @@ def _ap_of_ranked(positive_ranked, num_positives):
     """Non-interpolated AP of one ranked 0/1 list with an external positive count (0 if that is 0)."""
     if num_positives <= 0:
         return 0.0
-    pos = np.asarray(positive_ranked, dtype=bool)
-    hits = np.cumsum(pos, dtype=np.float64)
-    ranks = np.arange(1, pos.size + 1, dtype=np.float64)
-    return float(np.sum(hits[pos] / ranks[pos]) / num_positives)
-
-
-def _grouped_cumsum(values, group_first):
-    """Cumulative sum restarting at each group; `group_first[i]` = index of the first entry of i's group."""
-    total = np.cumsum(values, dtype=np.float64)
-    return total - (total[group_first] - values[group_first])
+    at = np.flatnonzero(positive_ranked)  # 0-based list positions of the positives
+    return float(np.sum(np.arange(1, at.size + 1) / (at + 1.0)) / num_positives)
 
 
 def _class_aps(score_order, classes, positives, num_classes, denominators, cutoff=None, keep=None):
@@ -158,20 +151,26 @@ def _class_aps(score_order, classes, positives, num_classes, denominators, cutof
     aps = np.zeros(num_classes, dtype=np.float64)
     if score_order.size == 0:
         return aps
-    order = score_order[np.argsort(classes[score_order], kind="stable")]
-    cls = classes[order].astype(np.int64)
+    order = score_order[np.argsort(classes[score_order], kind="stable")]  # by class, then by score
+    cls = classes[order]
     counts = np.bincount(cls, minlength=num_classes)
-    starts = np.cumsum(counts) - counts
-    first = starts[cls]
-    included = np.ones(order.size, dtype=bool)
-    if cutoff is not None:
-        included &= (np.arange(order.size) - first) < cutoff
+    starts = np.cumsum(counts) - counts  # first sorted index of each class
+    pos = np.asarray(positives, dtype=bool)[order]
     if keep is not None:
-        included &= np.asarray(keep, dtype=bool)[order]
-    pos = included & np.asarray(positives, dtype=bool)[order]
-    list_position = _grouped_cumsum(included.astype(np.float64), first)
-    hits = _grouped_cumsum(pos.astype(np.float64), first)
-    sums = np.bincount(cls[pos], weights=hits[pos] / list_position[pos], minlength=num_classes)
+        kept = np.asarray(keep, dtype=bool)[order]
+        pos &= kept
+    at = np.flatnonzero(pos)
+    if cutoff is not None:
+        at = at[(at - starts[cls[at]]) < cutoff]
+    at_cls = cls[at]
+    pos_counts = np.bincount(at_cls, minlength=num_classes)
+    hits = np.arange(1, at.size + 1) - (np.cumsum(pos_counts) - pos_counts)[at_cls]
+    if keep is None:  # every entry of a class before the cut-off holds a list position
+        position = at - starts[at_cls] + 1
+    else:  # kept entries before the cut-off are a prefix-closed subset: count them
+        kept_before = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
+        position = kept_before[at + 1] - kept_before[starts[at_cls]]
+    sums = np.bincount(at_cls, weights=hits / position, minlength=num_classes)
     np.divide(sums, denominators, out=aps, where=denominators > 0)
     return aps
 
@@ -315,7 +314,7 @@ class EvaluationMetrics:
         class_pos = class_pos.reshape(-1, self.num_classes).sum(axis=0, dtype=np.float64)
 
         if hit_at_one is None:
-            hit_at_one = labels[:, 0].astype(np.float64) if self._k else np.zeros(batch)
+            hit_at_one = labels[:, 0].astype(np.float64)
         if perr is None:
             if num_positives is None:
                 raise ValueError("perr=None needs num_positives")
