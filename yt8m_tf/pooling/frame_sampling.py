@@ -1,0 +1,66 @@
+"""Random frame sampling of the starter code's DBoF model (google/youtube-8m `model_utils.py`).
+
+`SampleRandomFrames` / `SampleRandomSequence` re-written with `keras.ops`: pure tensor code with a static output shape
+(B, num_samples, D), so they trace under XLA. Two changes from the starter code, both only for videos with
+num_frames = 0 (which the starter code never met): indices are clipped to >= 0 and the sampled rows are zeros
+instead of whatever padding row 0 held. `seed` is anything `keras.random.uniform` accepts: None, an int (the same
+draw on every eager call), or a `keras.random.SeedGenerator` (what layers pass, a fresh draw each call).
+"""
+
+import keras
+from keras import ops
+
+
+def _gather_frames(frames, num_frames, frame_index):
+    """(B, T, D) frames, (B,) counts, (B, K) int32 indices -> (B, K, D); rows of 0-frame videos are zeros."""
+    num_features = frames.shape[-1]
+    index = ops.broadcast_to(ops.expand_dims(frame_index, -1),
+                             (ops.shape(frame_index)[0], ops.shape(frame_index)[1], num_features))
+    sampled = ops.take_along_axis(frames, index, axis=1)
+    has_frames = ops.reshape(ops.cast(num_frames, "int32") > 0, (-1, 1, 1))
+    return ops.where(has_frames, sampled, ops.zeros_like(sampled))
+
+
+def sample_random_frames(frames, num_frames, num_samples, seed=None):
+    """`num_samples` frames drawn uniformly with replacement from each video's valid frames.
+
+    index = floor(u * num_frames), u ~ U[0, 1) (as `SampleRandomFrames`), clipped to [0, num_frames - 1].
+
+    Args:
+        frames: (B, T, D) float.
+        num_frames: (B,) int, valid frames per video.
+        num_samples: Python int K.
+        seed: None, int or `keras.random.SeedGenerator`.
+
+    Returns:
+        (B, K, D): every row a valid frame of its video; all zeros for a 0-frame video.
+    """
+    count = ops.cast(num_frames, "int32")
+    uniform = keras.random.uniform((ops.shape(frames)[0], num_samples), seed=seed)
+    index = ops.cast(ops.floor(uniform * ops.cast(ops.expand_dims(count, 1), uniform.dtype)), "int32")
+    index = ops.minimum(index, ops.expand_dims(ops.maximum(count - 1, 0), 1))
+    return _gather_frames(frames, num_frames, ops.maximum(index, 0))
+
+
+def sample_random_sequence(frames, num_frames, num_samples, seed=None):
+    """A run of `num_samples` consecutive valid frames starting at a random offset (as `SampleRandomSequence`).
+
+    start = floor(u * (max(num_frames - K, 0) + 1)); index = min(start + k, num_frames - 1) for k < K, so a video
+    shorter than K repeats its last frame.
+
+    Args:
+        frames: (B, T, D) float.
+        num_frames: (B,) int, valid frames per video.
+        num_samples: Python int K.
+        seed: None, int or `keras.random.SeedGenerator`.
+
+    Returns:
+        (B, K, D): consecutive valid frames; all zeros for a 0-frame video.
+    """
+    count = ops.expand_dims(ops.cast(num_frames, "int32"), 1)
+    uniform = keras.random.uniform((ops.shape(frames)[0], 1), seed=seed)
+    max_start = ops.maximum(count - num_samples, 0)
+    start = ops.cast(ops.floor(uniform * ops.cast(max_start + 1, uniform.dtype)), "int32")
+    start = ops.minimum(start, max_start)
+    index = ops.minimum(start + ops.expand_dims(ops.arange(num_samples, dtype="int32"), 0), count - 1)
+    return _gather_frames(frames, num_frames, ops.maximum(index, 0))
