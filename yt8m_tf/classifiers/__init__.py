@@ -1,0 +1,20 @@
+"""Classification layers h (paper 2.3): (B, d) pooled vector -> (B, num_classes) float32 probabilities.
+
+`ManyToMany` reads the frames instead (`takes_frames = True`). `CLASSIFIERS` maps names to classes so a config
+can choose one by name.
+"""
+
+from yt8m_tf.classifiers.logistic import Logistic
+from yt8m_tf.classifiers.many_to_many import ManyToMany
+from yt8m_tf.classifiers.mlp import MLP
+from yt8m_tf.classifiers.moe import MoE
+from yt8m_tf.classifiers.regularizers import slim_l2
+
+CLASSIFIERS = {
+    "Logistic": Logistic,
+    "MoE": MoE,
+    "MLP": MLP,
+    "ManyToMany": ManyToMany,
+}
+
+__all__ = ["CLASSIFIERS", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]

@@ -1,0 +1,177 @@
+"""Loss functions L (paper 2.5): per-example losses (B,) that the trainer averages over the global batch.
+
+Every function takes `(labels, predictions)` (multi-hot labels and probabilities, both (B, C)) and returns the
+per-example loss (B,), i.e. the starter `calculate_loss` without its final `reduce_mean` over the batch, so the
+distributed loop can call `tf.nn.compute_average_loss(per_example, global_batch_size)`. They are computed in
+float32 whatever the input dtype. `LOSSES` maps the starter's `--label_loss` names (plus the paper's
+`PseudoHuberLoss`) to these functions and `get_loss(name, **kwargs)` binds their keyword arguments.
+
+The L2 weight penalties are not a label loss: the classifiers add them to `model.losses` with the starter's
+`slim.l2_regularizer` scale (see `yt8m_tf.classifiers.regularizers`), and the trainer adds
+`regularization_penalty * sum(model.losses)` as the starter `train.py` does.
+
+`MultiLabelCenterLoss` (Eq. 21) is a layer because it owns the class centres; the caller forms
+`L = L_s + lambda * L_c` (Eq. 22).
+"""
+
+import functools
+import inspect
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def _elementwise_cross_entropy(labels, predictions, epsilon):
+    y = ops.cast(labels, "float32")
+    p = ops.clip(ops.cast(predictions, "float32"), 0.0, 1.0)
+    return -(y * ops.log(p + epsilon) + (1.0 - y) * ops.log(1.0 - p + epsilon))
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+def cross_entropy(labels, predictions, epsilon=1e-5):
+    """Starter `CrossEntropyLoss`: `-sum_c [y log(p + eps) + (1 - y) log(1 - p + eps)]` per example.
+
+    epsilon 1e-5 is the starter's value since Feb 2017 (`10e-6` in seilna/youtube-8m losses.py, `1e-5` in
+    google/youtube-8m). Predictions are clipped to [0, 1] first (a no-op for sigmoid / MoE outputs) so the
+    unclipped label-processing scores of Eq. 20 cannot produce NaN.
+    """
+    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5):
+    """Pseudo-Huber loss on the cross entropy (Eq. 23): `delta^2 (sqrt(1 + (L_CE / delta)^2) - 1)`.
+
+    As in the original code (seilna/youtube-8m losses.py `Huber_CrossEntropyLoss`), L_CE is the PER-CLASS
+    cross entropy: the pseudo-Huber function is applied to each (example, class) term and the results are
+    summed over classes. Each term is ~L_CE^2 / 2 when L_CE << delta and ~delta * L_CE when L_CE >> delta.
+    delta defaults to 0.5, the original `--delta` flag default and the paper's best value (Table 4).
+    Computed as the algebraically equal `L_CE^2 / (sqrt(1 + (L_CE/delta)^2) + 1)`, which keeps float32
+    precision for the many tiny per-class terms where `sqrt(1 + r^2) - 1` would cancel.
+    """
+    ce = _elementwise_cross_entropy(labels, predictions, epsilon)
+    return ops.sum(ops.square(ce) / (ops.sqrt(1.0 + ops.square(ce / delta)) + 1.0), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+def hinge(labels, predictions, b=1.0):
+    """Starter `HingeLoss`: `sum_c max(0, b - (2y - 1) p)` per example (predictions used as given)."""
+    y = ops.cast(labels, "float32")
+    p = ops.cast(predictions, "float32")
+    return ops.sum(ops.maximum(0.0, b - (2.0 * y - 1.0) * p), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+def softmax(labels, predictions, epsilon=1e-7):
+    """Starter `SoftmaxLoss`: `-sum_c (y_c / max(sum y, eps)) log softmax(predictions)_c` per example.
+
+    The starter applies the softmax to whatever the model outputs (probabilities here), and L1-normalises the
+    labels with the floor `epsilon = 10e-8` (= 1e-7), so a video without labels gives 0. `log_softmax` replaces
+    `log(softmax(.))` (same value, no underflow).
+    """
+    y = ops.cast(labels, "float32")
+    p = ops.cast(predictions, "float32")
+    normalized = y / ops.maximum(ops.sum(y, axis=-1, keepdims=True), epsilon)
+    return -ops.sum(normalized * ops.log_softmax(p, axis=-1), axis=-1)
+
+
+LOSSES = {
+    "CrossEntropyLoss": cross_entropy,
+    "HingeLoss": hinge,
+    "SoftmaxLoss": softmax,
+    "PseudoHuberLoss": pseudo_huber_cross_entropy,
+}
+
+
+def get_loss(name, **kwargs):
+    """`LOSSES[name]` with `kwargs` bound: a callable `(labels, predictions) -> (B,)`."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}")
+    fn = LOSSES[name]
+    try:
+        inspect.signature(fn).bind(None, None, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"bad arguments {kwargs} for loss {name!r}: {error}") from None
+    return functools.partial(fn, **kwargs) if kwargs else fn
+
+
+def _sum_over_replicas(*tensors):
+    """All-reduce (sum) across the replicas of a tf.distribute strategy; unchanged outside one."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensors
+    return tuple(context.all_reduce(tf.distribute.ReduceOp.SUM, list(tensors)))
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+class MultiLabelCenterLoss(keras.layers.Layer):
+    """Multi-label center loss (Eq. 21) with the centre update of Wen et al. (2016).
+
+    Loss, per video with label set Y (N = |Y| labels) and embedding e:
+
+        L_c = (1 / N) sum_{k in Y} ||e - c_k||_2^2                      (Eq. 21; 0 when N = 0)
+
+    computed as `||e - cbar||^2 + (1/N) sum_k ||c_k||^2 - ||cbar||^2` with cbar the mean of the video's centres,
+    so no (B, C, d) tensor is formed. Gradients flow to the embedding only; the caller forms
+    `L = L_s + lambda * L_c` (Eq. 22, lambda = 0.001 in Table 4).
+
+    Update, when `training` is true, after the loss is read (Wen et al. 2016, Eq. 4, each (video, label) pair
+    counting as one sample):
+
+        delta_j = sum_i y_ij (c_j - e_i) / (1 + sum_i y_ij)             c_j <- c_j - center_alpha * delta_j
+
+    Under `tf.distribute` the per-class counts and embedding sums are all-reduced over the replicas first, so
+    every replica applies the same global-batch update; the centres are a non-trainable float32 weight
+    (zero-initialised, as in both Wen et al. and the original code) with `aggregation="mean"`.
+
+    Differences from the original code (seilna/youtube-8m losses.py `CenterLoss`), which the paper's lambda was
+    tuned with: there the loss was `mean` over all (pair, dimension) entries of the batch (a factor ~1/d of Eq.
+    21), the update was `c <- c - (1 - 0.95) (c - e)` per pair without the 1/(1 + n) normalisation, and the
+    `tf.scatter_sub` op was never fetched (nothing depended on it), so in graph mode its centres stayed at zero.
+    The embedding there was the classifier's bottleneck layer; in this project the model passes O_g.
+
+    Args:
+        num_classes: int, number of classes C.
+        center_alpha: float, centre learning rate alpha of Wen et al. Default 0.5.
+        **kwargs: standard `keras.layers.Layer` arguments. The dtype policy defaults to float32.
+
+    Input shapes: embedding (batch, d) float; labels (batch, num_classes) multi-hot.
+    Output shape: (batch,) float32 per-example center losses.
+    """
+
+    def __init__(self, num_classes, center_alpha=0.5, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.center_alpha = center_alpha
+
+    def build(self, embedding_shape, labels_shape=None):
+        self.centers = self.add_weight(shape=(self.num_classes, embedding_shape[-1]), initializer="zeros",
+                                       trainable=False, aggregation="mean", name="centers")
+
+    def call(self, embedding, labels, training=None):
+        e = ops.cast(embedding, "float32")
+        y = ops.cast(labels, "float32")
+        centers = ops.stop_gradient(ops.convert_to_tensor(self.centers))
+
+        num_labels = ops.sum(y, axis=-1)
+        safe = ops.maximum(num_labels, 1.0)
+        mean_center = ops.matmul(y, centers) / safe[:, None]
+        center_norms = ops.sum(ops.square(centers), axis=-1)
+        spread = ops.sum(y * center_norms[None, :], axis=-1) / safe - ops.sum(ops.square(mean_center), axis=-1)
+        loss = ops.sum(ops.square(e - mean_center), axis=-1) + ops.maximum(spread, 0.0)
+        loss = ops.where(num_labels > 0, loss, ops.zeros_like(loss))
+
+        if training:
+            counts = ops.sum(y, axis=0)[:, None]
+            sums = ops.matmul(ops.transpose(y), e)
+            counts, sums = _sum_over_replicas(counts, sums)
+            delta = (counts * centers - sums) / (1.0 + counts)
+            self.centers.assign_sub(self.center_alpha * delta)
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "center_alpha": self.center_alpha})
+        return config
