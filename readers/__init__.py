@@ -7,6 +7,7 @@ tf.data.Dataset of batch dicts with the official names: `video_ids` (tf.string [
 files without `labels` read with all-zero labels.
 """
 
+from readers.base import has_labels
 from readers.files import CorruptRecordCounter, ReaderError, describe_error, list_files
 from readers.frame_level import FrameLevelReader
 from readers.video_level import VideoLevelReader
@@ -24,4 +25,4 @@ def get_reader(frame_features, feature_names, feature_sizes, num_classes, max_fr
 
 
 __all__ = ["CorruptRecordCounter", "FrameLevelReader", "ReaderError", "VideoLevelReader", "describe_error",
-           "get_reader", "list_files"]
+           "get_reader", "has_labels", "list_files"]

@@ -25,6 +25,12 @@ def split_features(feature_names, feature_sizes):
     return names, sizes
 
 
+def has_labels(data_pattern):
+    """Whether the first record of the first matching file has a `labels` key (test files have none)."""
+    record = files_lib.first_record(files_lib.list_files(data_pattern)[0])
+    return "labels" in tf.train.SequenceExample.FromString(record).context.feature
+
+
 class BaseReader:
     """Shared pipeline: files -> (filename, record) stream -> batch -> parse whole batches -> prefetch.
 
@@ -71,6 +77,10 @@ class BaseReader:
 
     def _transform(self, batches, batch_size, drop_remainder):
         return batches.map(self._parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def parse_records(self, records):
+        """A 1-D tensor of serialized records -> the batch dict (for serving signatures; no file names)."""
+        return self._parse_batch(tf.fill(tf.shape(records), "serving"), records)
 
     # --- pieces shared by the subclasses ---
 

@@ -363,6 +363,11 @@ class EvaluationMetrics:
         aps = _class_aps(order, classes, labels, self.num_classes, denominators, cutoff=self.top_n)
         return gap, aps
 
+    @property
+    def class_positives(self):
+        """Positives per class [C] accumulated so far."""
+        return self._class_positives.copy()
+
     def class_average_precisions(self):
         """Per-class AP [C] as used by `map`; nan for classes with no positives."""
         _, aps = self._gap_and_class_aps()

@@ -1,0 +1,1 @@
+"""The distributed training loop and what it writes: strategies, optimizer, checkpoints, summaries, export."""

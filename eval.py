@@ -1,0 +1,113 @@
+"""Evaluates a trained model (google/youtube-8m eval.py flags): GAP, mAP, Hit@1, PERR and loss.
+
+    python eval.py --eval_data_pattern='.../validate*.tfrecord' --train_dir=/tmp/model --run_once \
+        --output_metrics=metrics.json
+
+Without --run_once it waits for each new checkpoint in --train_dir and evaluates it, as the starter code does.
+"""
+
+import json
+import os
+import time
+
+import tensorflow as tf
+from absl import flags
+
+import readers
+from yt8m_tf import cli, losses, metrics as metrics_lib, registry
+from yt8m_tf.training import evaluation, summaries, train_dir as train_dir_lib
+
+flags.DEFINE_string("eval_data_pattern", "", "Evaluation TFRecords (glob, comma-separated, local or gs://).")
+flags.DEFINE_string("train_dir", "/tmp/yt8m_model/", "The directory train.py wrote.")
+flags.DEFINE_integer("batch_size", 1024, "Videos per batch.", lower_bound=1)
+flags.DEFINE_integer("top_k", 20, "Top predictions per video kept for GAP.", lower_bound=1)
+flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint once and exit.")
+flags.DEFINE_bool("segment_labels", False, "Evaluate rated segments of 2019 segment-rated files.")
+flags.DEFINE_string("output_metrics", "", "Write the metrics as JSON to this file.")
+flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", lower_bound=1)
+flags.DEFINE_bool("skip_corrupt_records", False, "Skip (and count) corrupt TFRecord records.")
+flags.DEFINE_integer("wait_seconds", 60, "Seconds between looks for a new checkpoint.", lower_bound=1)
+flags.DEFINE_string("class_report", "", "Write per-class AP to this CSV (with names from --vocabulary_file).")
+flags.DEFINE_string("vocabulary_file", "", "The official vocabulary.csv, for class names and training counts.")
+FLAGS = flags.FLAGS
+
+
+def evaluate_checkpoint(path):
+    model, settings, step = train_dir_lib.load_trained_model(FLAGS.train_dir, checkpoint=path)
+    if FLAGS.top_k > settings["num_classes"]:
+        cli.fail(f"--top_k {FLAGS.top_k} is larger than the model's {settings['num_classes']} classes")
+    reader = registry.make_reader(settings, segment_labels=FLAGS.segment_labels)
+    corrupt = readers.CorruptRecordCounter() if FLAGS.skip_corrupt_records else None
+    data = reader.dataset(FLAGS.eval_data_pattern, FLAGS.batch_size, num_readers=FLAGS.num_readers,
+                          skip_corrupt=corrupt)
+    loss_fn = losses.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
+    started = time.time()
+    if FLAGS.segment_labels:
+        results = _evaluate_segments(model, data, settings["num_classes"], loss_fn)
+    else:
+        accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
+        results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
+                                      accumulator=accumulator)
+        if FLAGS.class_report:
+            _write_class_report(accumulator.class_average_precisions(), accumulator)
+    results["global_step"] = step
+    seconds = time.time() - started
+    print(f"step {step}: " + " | ".join(f"{k} {results[k]:.4f}" for k in evaluation.SUMMARY_KEYS)
+          + f" | {results['num_examples']} videos, {results['num_examples'] / max(seconds, 1e-9):.0f} videos/s")
+    if corrupt is not None:
+        print(corrupt.summary())
+    summaries.write_scalars(tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval")), step,
+                            {k: results[k] for k in evaluation.SUMMARY_KEYS})
+    if FLAGS.output_metrics:
+        train_dir_lib.write_json(FLAGS.output_metrics, {k: _plain(v) for k, v in results.items()})
+    return results
+
+
+def _plain(value):
+    return int(value) if isinstance(value, int) else float(value)
+
+
+def _evaluate_segments(model, data, num_classes, loss_fn):
+    accumulator = metrics_lib.SegmentEvaluationMetrics(num_classes, top_k=FLAGS.top_k)
+    predict = tf.function(lambda inputs: model(inputs, training=False)["predictions"])
+    for batch in data:
+        predictions = predict(evaluation.model_inputs(batch))
+        accumulator.accumulate(predictions.numpy(), batch["labels"].numpy(), batch["label_weights"].numpy(),
+                               loss_fn(batch["labels"], predictions).numpy())
+    return accumulator.get()
+
+
+def _write_class_report(aps, accumulator):
+    import numpy as np
+    import pandas as pd
+
+    report = pd.DataFrame({"class": np.arange(len(aps)), "ap": aps, "positives": accumulator.class_positives})
+    if FLAGS.vocabulary_file:
+        vocabulary = pd.read_csv(FLAGS.vocabulary_file, usecols=["Index", "TrainVideoCount", "Name"])
+        report = report.merge(vocabulary.rename(columns={"Index": "class"}), on="class", how="left")
+    tmp = FLAGS.class_report + ".tmp"
+    report.to_csv(tmp, index=False)
+    os.replace(tmp, FLAGS.class_report)
+    print(f"per-class AP written to {FLAGS.class_report}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
+    if not FLAGS.eval_data_pattern:
+        cli.fail("--eval_data_pattern is required")
+    if not readers.has_labels(FLAGS.eval_data_pattern):
+        cli.fail(f"--eval_data_pattern '{FLAGS.eval_data_pattern}' has no labels (Kaggle test files?): nothing to "
+                 "evaluate; inference.py writes predictions for them")
+    train_dir_lib.read_settings(FLAGS.train_dir)
+    if FLAGS.run_once:
+        if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
+            cli.fail(f"--train_dir '{FLAGS.train_dir}' has no checkpoint yet")
+        evaluate_checkpoint(None)
+        return
+    for path in tf.train.checkpoints_iterator(FLAGS.train_dir, min_interval_secs=FLAGS.wait_seconds):
+        evaluate_checkpoint(path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,76 @@
+"""Presets: plain dicts of flag values, one per row of the paper's Tables 1-5 plus recipes.
+
+A preset sets defaults; flags given on the command line win (`yt8m_tf.flags.apply_preset`). Each table row fixes
+the components the paper states for that table (section 3.2):
+  Table 1 (pooling g):         h = MoE-2, no C, cross-entropy.
+  Table 2 (classifier h):      g = Indirect Clustering, no C, cross-entropy.
+  Table 3 (label processing):  g = Indirect Clustering, h = MoE-16, cross-entropy.
+  Table 4 (loss L):            g = Indirect Clustering, h = MoE-16, no C.
+and every row trains as section 2.6 says: Adam, lr 0.0006, betas 0.9/0.999, eps 1e-8, batch 128, lr x0.95 every 1.5M
+examples, 5 epochs, on frame-level rgb+audio (1152-d frames). `paper_gap` is the GAP@20 the paper reports (Kaggle test
+set, 2017 data); docs/MODELS.md lists them with the commands.
+"""
+
+PAPER_TRAINING = {
+    "optimizer": "AdamOptimizer", "base_learning_rate": 0.0006, "adam_epsilon": 1e-8, "batch_size": 128,
+    "learning_rate_decay": 0.95, "learning_rate_decay_examples": 1500000, "num_epochs": 5,
+}
+
+FRAME_INPUT = {"frame_features": True, "feature_names": "rgb,audio", "feature_sizes": "1024,128", "max_frames": 300}
+
+LSTM = {"lstm_cells": 1152, "lstm_layers": 1}
+MOE2 = {"video_level_classifier_model": "MoeModel", "moe_num_mixtures": 2}
+MOE16 = {"video_level_classifier_model": "MoeModel", "moe_num_mixtures": 16}
+CLUSTERING = {"model": "IndirectClusteringModel"}
+
+
+def _row(paper_gap, *parts):
+    preset = {**PAPER_TRAINING, **FRAME_INPUT}
+    for part in parts:
+        preset.update(part)
+    return preset, paper_gap
+
+
+_ROWS = {
+    "table1/lstm": _row(0.811, MOE2, LSTM, {"model": "LstmModel"}),
+    "table1/lstm-m": _row(0.815, MOE2, LSTM, {"model": "LstmMModel", "pooling_l2_normalize": True}),
+    "table1/lstm-m-o": _row(0.820, MOE2, LSTM, {"model": "LstmMOModel", "pooling_l2_normalize": True}),
+    "table1/lstm-m-o-ln": _row(0.815, MOE2, LSTM, {"model": "LstmMOLNModel", "pooling_l2_normalize": True}),
+    "table1/cnn-64": _row(0.704, MOE2, {"model": "CnnModel", "cnn_filters": 64, "pooling_l2_normalize": True}),
+    "table1/cnn-256": _row(0.753, MOE2, {"model": "CnnModel", "cnn_filters": 256, "pooling_l2_normalize": True}),
+    "table1/cnn-1024": _row(None, MOE2, {"model": "CnnModel", "cnn_filters": 1024, "pooling_l2_normalize": True}),
+    "table1/position-encoding": _row(0.782, MOE2, {"model": "PositionEncodingModel", "pooling_l2_normalize": True}),
+    "table1/indirect-clustering": _row(0.801, MOE2, CLUSTERING),
+    "table1/adaptive-noise": _row(0.782, MOE2, {"model": "AdaptiveNoiseModel"}),
+    "table2/many-to-many": _row(0.791, LSTM, {"model": "ManyToManyModel"}),
+    "table2/moe2-2layer": _row(0.424, CLUSTERING, MOE2, {"moe_hidden_size": 2048}),
+    "table2/moe16-2layer": _row(0.421, CLUSTERING, MOE16, {"moe_hidden_size": 2048}),
+    "table2/mlp-4096": _row(0.802, CLUSTERING, {"video_level_classifier_model": "MlpModel",
+                                                "mlp_hidden_sizes": "4096,4096,4096"}),
+    "table2/mlp-4096-ln": _row(0.809, CLUSTERING, {"video_level_classifier_model": "MlpModel",
+                                                   "mlp_hidden_sizes": "4096,4096,4096", "mlp_layer_norm": True}),
+    **{f"table3/label-corr-{a}-{b}-{c}": _row(gap, CLUSTERING, MOE16, {"label_alpha": a, "label_beta": b,
+                                                                       "label_gamma": c})
+       for (a, b, c), gap in (((1.0, 0.3, 0.0), 0.784), ((1.0, 0.1, 0.0), 0.787), ((1.0, 0.0, 0.1), 0.788),
+                              ((1.0, 0.01, 0.0), 0.790), ((1.0, 0.0, 0.01), 0.790), ((1.0, 0.01, 0.01), 0.788))},
+    "table4/ce": _row(0.798, CLUSTERING, MOE16),
+    "table4/center-0.001": _row(0.799, CLUSTERING, MOE16, {"center_loss_lambda": 0.001}),
+    **{f"table4/huber-{delta}": _row(gap, CLUSTERING, MOE16, {"label_loss": "PseudoHuberLoss", "huber_delta": delta})
+       for delta, gap in ((0.5, 0.803), (1.0, 0.801), (2.0, 0.798), (3.0, 0.794))},
+    "final/lstm-m-o-moe2-huber": _row(0.820, MOE2, LSTM, {"model": "LstmMOModel", "pooling_l2_normalize": True,
+                                                          "label_loss": "PseudoHuberLoss", "huber_delta": 0.5}),
+}
+
+PRESETS = {name: preset for name, (preset, _) in _ROWS.items()}
+PAPER_GAP = {name: gap for name, (_, gap) in _ROWS.items()}
+PRESETS["paper-training"] = dict(PAPER_TRAINING)
+
+
+class PresetError(ValueError):
+    """An unknown preset name; the message lists the valid ones."""
+
+
+def get_preset(name):
+    if name not in PRESETS:
+        raise PresetError(f"unknown --preset '{name}'; valid: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
