@@ -30,7 +30,7 @@ def main(argv):
     registry.check_settings(settings)
     result = trainer.train(settings, yt8m_flags.train_options())
     print(f"trained to step {result['step']} (loss {result['loss']:.4f}) in {result['seconds']:.0f} s; "
-          f"checkpoint {result['checkpoint']}; export {result['export']}")
+          f"checkpoint {result['checkpoint']}; export {result['export']}; weights {result['weights']:.6f}")
 
 
 if __name__ == "__main__":

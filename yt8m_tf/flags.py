@@ -111,7 +111,10 @@ def define_train_flags():
     flags.DEFINE_string("label_stats_dir", "", "Directory with class_counts.npy / label_correlation.npy "
                         "(python -m yt8m_tf.label_stats); computed from the training files when needed and absent.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
+    flags.DEFINE_bool("deterministic", False, "Reproducible input order for a --seed (slower input pipeline).")
     flags.DEFINE_bool("quiet", False, "Log lines instead of a progress bar.")
+    flags.DEFINE_integer("logical_cpu_devices", 0, "Split the CPU into this many logical devices, to run the "
+                         "multi-replica code (--strategy=mirrored) without GPUs.", lower_bound=0)
 
 
 def apply_preset(name):

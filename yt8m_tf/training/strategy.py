@@ -25,11 +25,18 @@ def make_strategy(name="auto", tpu=""):
             raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable (cluster and task)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy(None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     return tf.distribute.get_strategy()
+
+
+def split_cpu(count):
+    """Splits the host CPU into `count` logical devices (multi-replica code without GPUs); before TF starts up."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
 def worker_info(strategy):

@@ -60,6 +60,9 @@ class TrainOptions:
     progress: bool = True
     skip_corrupt_records: bool = False
     top_k: int = 20
+    logical_cpu_devices: int = 0
+    label_stats_dir: str = ""
+    deterministic: bool = False
 
 
 def _batch_gap(predictions, labels, k=20):
@@ -75,6 +78,8 @@ def _batch_gap(predictions, labels, k=20):
 def train(settings, options):
     """Trains the model described by `settings` (a plain dict, see yt8m_tf.registry) as `options` say.
     Returns a dict with the final step, loss and paths."""
+    if options.logical_cpu_devices > 1:
+        strategy_lib.split_cpu(options.logical_cpu_devices)
     keras.utils.set_random_seed(options.seed)
     if options.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(options.mixed_precision)
@@ -103,7 +108,8 @@ def train(settings, options):
                               num_epochs=None if total_steps else options.num_epochs,
                               num_readers=options.num_readers, drop_remainder=True,
                               shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
-                              shard=(context.input_pipeline_id, context.num_input_pipelines), skip_corrupt=corrupt)
+                              shard=(context.input_pipeline_id, context.num_input_pipelines), skip_corrupt=corrupt,
+                              deterministic=options.deterministic)
         return data.map(evaluation.model_inputs)
 
     distributed = strategy.distribute_datasets_from_function(dataset_fn)
@@ -227,7 +233,13 @@ def train(settings, options):
     if not is_chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     return {"step": step, "loss": last["loss"], "seconds": time.time() - started,
-            "checkpoint": manager.latest_checkpoint, "export": export_path}
+            "checkpoint": manager.latest_checkpoint, "export": export_path, "weights": weights_fingerprint(model)}
+
+
+def weights_fingerprint(model):
+    """A number that differs when any weight differs (compares replicas and workers in tests and logs)."""
+    return float(sum(tf.reduce_sum(tf.abs(tf.cast(v, tf.float64)) * (i + 1)).numpy()
+                     for i, v in enumerate(model.weights)))
 
 
 def export_model(model, settings, train_dir, step):

@@ -1,0 +1,164 @@
+"""train.py / eval.py through the command line: training, resume, faults, strategies, XLA."""
+
+import json
+import os
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import cli_testing as cli
+
+TINY_MOE = ["--model=MoeModel", "--moe_num_mixtures=2", "--batch_size=16", "--quiet", "--log_steps=5",
+            "--base_learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def video_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video")
+    return cli.write_data(root), cli.write_data(root, prefix="validate", shards=1, seed=7)
+
+
+def _steps(train_dir):
+    if not os.path.isdir(train_dir):
+        return []
+    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in os.listdir(train_dir) if p.endswith(".index"))
+
+
+def test_train_eval_resume(video_data, tmp_path):
+    train, validate = video_data
+    train_dir = str(tmp_path / "run")
+    args = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
+            "--checkpoint_steps=10"]
+    first = cli.run("train.py", *args, "--max_steps=20")
+    assert "trained to step 20" in first.stdout
+    assert _steps(train_dir) == [10, 20]
+    settings = json.load(open(os.path.join(train_dir, "model_flags.json")))
+    assert settings["model"] == "MoeModel" and settings["num_classes"] == cli.CLASSES
+    # Resume: the step count continues from the latest checkpoint.
+    second = cli.run("train.py", *args, "--max_steps=30")
+    assert "resumed from" in second.stdout and "model.ckpt-20" in second.stdout
+    assert "trained to step 30" in second.stdout
+    # Evaluation writes the starter code's metrics.
+    metrics_file = str(tmp_path / "m.json")
+    cli.run("eval.py", "--eval_data_pattern=" + validate, "--train_dir=" + train_dir, "--run_once",
+            "--output_metrics=" + metrics_file)
+    metrics = json.load(open(metrics_file))
+    assert set(metrics) == {"gap", "map", "hit_at_one", "perr", "loss", "num_examples", "global_step"}
+    assert metrics["num_examples"] == 32 and metrics["global_step"] == 30
+    assert 0.0 < metrics["gap"] <= 1.0
+    # Summaries for TensorBoard.
+    assert any(name.startswith("events") for name in os.listdir(os.path.join(train_dir, "train")))
+
+
+def test_incompatible_train_dir_and_start_new_model(video_data, tmp_path):
+    train, _ = video_data
+    train_dir = str(tmp_path / "run")
+    base = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=2"]
+    cli.run("train.py", *base)
+    other = cli.run("train.py", *base, "--moe_num_mixtures=4", check=False)
+    assert other.returncode == 2
+    assert "moe_num_mixtures: 2 -> 4" in other.stderr and "--start_new_model" in other.stderr
+    assert "Traceback" not in other.stderr
+    fresh = cli.run("train.py", *base, "--moe_num_mixtures=4", "--start_new_model")
+    assert "trained to step 2" in fresh.stdout
+    assert any(p.startswith("run.replaced-") for p in os.listdir(tmp_path))  # nothing the user trained is deleted
+
+
+def test_sigkill_then_resume(video_data, tmp_path):
+    train, _ = video_data
+    train_dir = str(tmp_path / "run")
+    args = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
+            "--checkpoint_steps=5", "--max_steps=100000", "--log_steps=1"]
+    process = cli.start("train.py", *args)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_steps(train_dir)) < 2:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = _steps(train_dir)
+    assert saved, "no checkpoint was written before the kill"
+    latest = tf.train.latest_checkpoint(train_dir)
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) >= saved[0]
+    resumed = cli.run("train.py", *args[:-2], f"--max_steps={int(latest.rsplit('-', 1)[1]) + 5}")
+    assert f"resumed from {latest}" in resumed.stdout
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_device(video_data, tmp_path):
+    train, _ = video_data
+    common = ["--train_data_pattern=" + train, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=6", "--shuffle_buffer=1",
+              "--num_readers=1", "--clip_gradient_norm=0", "--deterministic"]
+    one = cli.run("train.py", *common, "--train_dir=" + str(tmp_path / "one"), "--strategy=default")
+    two = cli.run("train.py", *common, "--train_dir=" + str(tmp_path / "two"), "--strategy=mirrored",
+                  "--logical_cpu_devices=2")
+    assert "trained to step 6" in two.stdout
+    # Same global batch, same data order: the replicas' averaged gradient equals the one-device gradient.
+    assert cli.final_weights(two.stdout) == pytest.approx(cli.final_weights(one.stdout), rel=1e-4)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_local_workers(video_data, tmp_path):
+    train, _ = video_data
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    train_dir = str(tmp_path / "run")
+    args = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
+            "--max_steps=8", "--checkpoint_steps=4", "--strategy=multi_worker"]
+    workers = [cli.start("train.py", *args, env={"TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                         "task": {"type": "worker", "index": i}})})
+               for i in range(2)]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    weights = [cli.final_weights(out) for out in outputs]
+    assert weights[0] == pytest.approx(weights[1], rel=1e-6)
+    assert _steps(train_dir) == [4, 8]  # only the chief writes into train_dir
+
+
+def test_jit_compile_frame_level_step(tmp_path):
+    data = cli.write_data(tmp_path, level="frame", shards=1, videos=16)
+    result = cli.run("train.py", "--train_data_pattern=" + data, "--train_dir=" + str(tmp_path / "run"),
+                     *cli.FRAME_FLAGS, "--model=LstmMOModel", "--lstm_cells=8", "--lstm_layers=1",
+                     "--batch_size=8", "--max_steps=3", "--jit_compile", "--quiet",
+                     "--label_loss=PseudoHuberLoss")
+    assert "trained to step 3" in result.stdout
+
+
+def test_bad_flags_are_one_line_errors(video_data, tmp_path):
+    train, _ = video_data
+    cases = {
+        ("--train_data_pattern=" + str(tmp_path / "none*.tfrecord"),): "no files match",
+        ("--train_data_pattern=" + train, "--model=NoSuchModel"): "unknown --model 'NoSuchModel'; valid:",
+        ("--train_data_pattern=" + train, "--preset=nope"): "unknown --preset 'nope'; valid:",
+        ("--train_data_pattern=" + train, "--num_classes=3"): "--num_classes 3",
+        ("--train_data_pattern=" + train, "--model=LstmModel"): "pass --frame_features",
+        ("--train_data_pattern=" + train, "--frame_features", "--feature_names=rgb,audio",
+         "--model=LstmModel"): "drop --frame_features",
+    }
+    for index, (extra, expected) in enumerate(cases.items()):
+        args = [f"--train_dir={tmp_path}/run{index}", *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=1", *extra]
+        result = cli.run("train.py", *args, check=False)
+        assert result.returncode != 0 and expected in result.stderr, (extra, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    zero = cli.run("train.py", "--train_data_pattern=" + train, "--batch_size=0", check=False)
+    assert zero.returncode != 0 and "batch_size" in zero.stderr
+
+
+def test_list_presets_and_models():
+    presets = cli.run("train.py", "--list_presets").stdout.split()
+    assert "final/lstm-m-o-moe2-huber" in presets and "table1/cnn-1024" in presets
+    assert len([p for p in presets if p.startswith("table3/")]) == 6
+    assert len([p for p in presets if p.startswith("table4/huber-")]) == 4
+    models = cli.run("train.py", "--list_models").stdout.split()
+    assert {"LogisticModel", "MoeModel", "FrameLevelLogisticModel", "DbofModel", "LstmModel"} <= set(models)
