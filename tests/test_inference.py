@@ -6,41 +6,21 @@ import os
 import signal
 import subprocess
 import sys
-from unittest import mock
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags as absl_flags
 
 import inference
-from yt8m_tf import registry, submission, synthetic
+from yt8m_tf import flags as flags_lib, registry, submission, synthetic
 from yt8m_tf.training import train_dir as train_dir_lib
 from yt8m_tf.training.evaluation import model_inputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def model_defaults():
-    """The defaults of yt8m_tf.flags.MODEL_FLAGS (what train.py writes to model_flags.json), read from the flag
-    definitions without registering them in absl's global FLAGS."""
-    from yt8m_tf import flags as flags_lib
-
-    recorded = {}
-
-    class Recorder:
-        def __getattr__(self, name):
-            if not name.startswith("DEFINE"):
-                return getattr(absl_flags, name)
-            return lambda flag_name, default, *args, **kwargs: recorded.__setitem__(flag_name, default)
-
-    with mock.patch.object(flags_lib, "flags", Recorder()):
-        flags_lib.define_model_flags()
-    return {name: recorded[name] for name in flags_lib.MODEL_FLAGS}
-
-
-MODEL_DEFAULTS = model_defaults()
+MODEL_DEFAULTS = flags_lib.default_model_settings()
 NUM_CLASSES = 40
 VIDEO_SETTINGS = {"feature_names": "mean_rgb,mean_audio", "feature_sizes": "8,4", "num_classes": NUM_CLASSES}
 FRAME_SETTINGS = {"frame_features": True, "model": "FrameLevelLogisticModel", "feature_names": "rgb,audio",
@@ -55,7 +35,7 @@ def make_train_dir(path, seed=0, step=7, **overrides):
     # Spread the scores so top-k orders are far from ties.
     for variable in model.trainable_variables:
         variable.assign(variable * 3.0)
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(path), max_to_keep=1,
+    manager = tf.train.CheckpointManager(train_dir_lib.make_checkpoint(model), str(path), max_to_keep=1,
                                          checkpoint_name=train_dir_lib.CHECKPOINT_NAME)
     manager.save(checkpoint_number=step)
     train_dir_lib.write_json(train_dir_lib.settings_path(str(path)), settings)

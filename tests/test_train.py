@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tests import cli_testing as cli
+from yt8m_tf.training import train_dir as train_dir_lib
+from yt8m_tf.training.trainer import weights_fingerprint
 
 TINY_MOE = ["--model=MoeModel", "--moe_num_mixtures=2", "--batch_size=16", "--quiet", "--log_steps=5",
             "--base_learning_rate=0.01"]
@@ -133,6 +135,9 @@ def test_jit_compile_frame_level_step(tmp_path):
                      "--batch_size=8", "--max_steps=3", "--jit_compile", "--quiet",
                      "--label_loss=PseudoHuberLoss")
     assert "trained to step 3" in result.stdout
+    # The checkpoint holds every weight (LSTM layers included): reloading gives the trained weights.
+    model, _, step = train_dir_lib.load_trained_model(str(tmp_path / "run"))
+    assert step == 3 and weights_fingerprint(model) == pytest.approx(cli.final_weights(result.stdout), rel=1e-9)
 
 
 def test_bad_flags_are_one_line_errors(video_data, tmp_path):

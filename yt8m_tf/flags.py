@@ -29,49 +29,49 @@ def define_data_flags(default_batch_size):
                       "Skip corrupt or truncated TFRecord records (counted and reported) instead of stopping.")
 
 
-def define_model_flags():
+def define_model_flags(flag_values=FLAGS):
     """Model flags: the starter code's (google/youtube-8m) and the paper's (seilna/youtube-8m)."""
-    flags.DEFINE_bool("frame_features", False, "Read frame-level data (SequenceExample) instead of video-level.")
-    flags.DEFINE_string("model", "LogisticModel", "Model name (python train.py --list_models).")
+    flags.DEFINE_bool("frame_features", False, "Read frame-level data (SequenceExample) instead of video-level.", flag_values=flag_values)
+    flags.DEFINE_string("model", "LogisticModel", "Model name (python train.py --list_models).", flag_values=flag_values)
     flags.DEFINE_string("video_level_classifier_model", "MoeModel",
-                        "Classifier h on top of a frame-level pooling model.")
-    flags.DEFINE_string("feature_names", "mean_rgb,mean_audio", "Features to read, concatenated in this order.")
-    flags.DEFINE_string("feature_sizes", "1024,128", "Length of each feature in --feature_names.")
-    flags.DEFINE_integer("num_classes", 3862, "Number of classes (2017 data: 4716).", lower_bound=1)
-    flags.DEFINE_integer("max_frames", 300, "Frames per video after truncation / padding.", lower_bound=1)
+                        "Classifier h on top of a frame-level pooling model.", flag_values=flag_values)
+    flags.DEFINE_string("feature_names", "mean_rgb,mean_audio", "Features to read, concatenated in this order.", flag_values=flag_values)
+    flags.DEFINE_string("feature_sizes", "1024,128", "Length of each feature in --feature_names.", flag_values=flag_values)
+    flags.DEFINE_integer("num_classes", 3862, "Number of classes (2017 data: 4716).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("max_frames", 300, "Frames per video after truncation / padding.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_string("label_loss", "CrossEntropyLoss", "Loss L (CrossEntropyLoss, HingeLoss, SoftmaxLoss, "
-                        "PseudoHuberLoss).")
-    flags.DEFINE_float("l2_penalty", 1e-8, "L2 penalty of the classifier weights.", lower_bound=0.0)
+                        "PseudoHuberLoss).", flag_values=flag_values)
+    flags.DEFINE_float("l2_penalty", 1e-8, "L2 penalty of the classifier weights.", lower_bound=0.0, flag_values=flag_values)
     flags.DEFINE_float("output_bias_init", 0.0, "Initial output bias (logit) of the classifiers; "
-                       "e.g. -6.9 = log(1/1000) for rare classes.")
-    flags.DEFINE_integer("moe_num_mixtures", 2, "Experts per class in MoeModel.", lower_bound=1)
+                       "e.g. -6.9 = log(1/1000) for rare classes.", flag_values=flag_values)
+    flags.DEFINE_integer("moe_num_mixtures", 2, "Experts per class in MoeModel.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("moe_hidden_size", 0, "Hidden width d' of the 2-layer MoE (Eq. 16-17); 0 = 1 layer.",
-                         lower_bound=0)
-    flags.DEFINE_string("mlp_hidden_sizes", "4096,4096,4096", "Hidden widths of MlpModel (2.3.3).")
-    flags.DEFINE_bool("mlp_layer_norm", False, "Layer normalization in every MlpModel layer.")
+                         lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_string("mlp_hidden_sizes", "4096,4096,4096", "Hidden widths of MlpModel (2.3.3).", flag_values=flag_values)
+    flags.DEFINE_bool("mlp_layer_norm", False, "Layer normalization in every MlpModel layer.", flag_values=flag_values)
     flags.DEFINE_float("mlp_dropout", 0.0, "Dropout rate after every MlpModel layer.", lower_bound=0.0,
-                       upper_bound=0.99)
-    flags.DEFINE_integer("lstm_cells", 1024, "LSTM cell size d (paper 1152).", lower_bound=1)
-    flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers.", lower_bound=1)
-    flags.DEFINE_float("lstm_dropout", 0.0, "Dropout rate on the LSTM outputs.", lower_bound=0.0, upper_bound=0.99)
-    flags.DEFINE_integer("iterations", 30, "Frames sampled per video by DbofModel (starter code).", lower_bound=1)
-    flags.DEFINE_bool("sample_random_frames", True, "DbofModel samples random frames (else a random sequence).")
-    flags.DEFINE_integer("dbof_cluster_size", 8192, "DBoF cluster (projection) size.", lower_bound=1)
-    flags.DEFINE_integer("dbof_hidden_size", 1024, "DBoF hidden layer size.", lower_bound=1)
-    flags.DEFINE_bool("dbof_add_batch_norm", True, "Batch norm in DBoF.")
-    flags.DEFINE_string("dbof_pooling_method", "max", "DBoF pooling over frames: max or average.")
-    flags.DEFINE_integer("cnn_filters", 64, "Channels of the temporal CNN pooling (2.2.2).", lower_bound=1)
+                       upper_bound=0.99, flag_values=flag_values)
+    flags.DEFINE_integer("lstm_cells", 1024, "LSTM cell size d (paper 1152).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_float("lstm_dropout", 0.0, "Dropout rate on the LSTM outputs.", lower_bound=0.0, upper_bound=0.99, flag_values=flag_values)
+    flags.DEFINE_integer("iterations", 30, "Frames sampled per video by DbofModel (starter code).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_bool("sample_random_frames", True, "DbofModel samples random frames (else a random sequence).", flag_values=flag_values)
+    flags.DEFINE_integer("dbof_cluster_size", 8192, "DBoF cluster (projection) size.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("dbof_hidden_size", 1024, "DBoF hidden layer size.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_bool("dbof_add_batch_norm", True, "Batch norm in DBoF.", flag_values=flag_values)
+    flags.DEFINE_string("dbof_pooling_method", "max", "DBoF pooling over frames: max or average.", flag_values=flag_values)
+    flags.DEFINE_integer("cnn_filters", 64, "Channels of the temporal CNN pooling (2.2.2).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_string("position_encoding_length", "num_frames",
-                        "T in the position encoding (2.2.3): num_frames (per video) or max_frames (original code).")
-    flags.DEFINE_float("noise_scale", 1.0, "Scale of the adaptive noise gamma (2.2.5).", lower_bound=0.0)
+                        "T in the position encoding (2.2.3): num_frames (per video) or max_frames (original code).", flag_values=flag_values)
+    flags.DEFINE_float("noise_scale", 1.0, "Scale of the adaptive noise gamma (2.2.5).", lower_bound=0.0, flag_values=flag_values)
     flags.DEFINE_bool("pooling_l2_normalize", False, "L2-normalise the pooled sums (the original code did; the "
-                      "paper's equations do not): LSTM M_l/O_l, CNN, position encoding, attention.")
-    flags.DEFINE_float("label_alpha", 1.0, "alpha of the label processing layer (Eq. 20).")
-    flags.DEFINE_float("label_beta", 0.0, "beta (fixed M_c) of the label processing layer (Eq. 20).")
-    flags.DEFINE_float("label_gamma", 0.0, "gamma (trainable M'_c) of the label processing layer (Eq. 20).")
-    flags.DEFINE_float("huber_delta", 0.5, "delta of PseudoHuberLoss (Eq. 23).", lower_bound=1e-6)
+                      "paper's equations do not): LSTM M_l/O_l, CNN, position encoding, attention.", flag_values=flag_values)
+    flags.DEFINE_float("label_alpha", 1.0, "alpha of the label processing layer (Eq. 20).", flag_values=flag_values)
+    flags.DEFINE_float("label_beta", 0.0, "beta (fixed M_c) of the label processing layer (Eq. 20).", flag_values=flag_values)
+    flags.DEFINE_float("label_gamma", 0.0, "gamma (trainable M'_c) of the label processing layer (Eq. 20).", flag_values=flag_values)
+    flags.DEFINE_float("huber_delta", 0.5, "delta of PseudoHuberLoss (Eq. 23).", lower_bound=1e-6, flag_values=flag_values)
     flags.DEFINE_float("center_loss_lambda", 0.0, "lambda of the multi-label center loss (Eq. 22); 0 = off.",
-                       lower_bound=0.0)
+                       lower_bound=0.0, flag_values=flag_values)
 
 
 def define_train_flags():
@@ -115,6 +115,19 @@ def define_train_flags():
     flags.DEFINE_bool("quiet", False, "Log lines instead of a progress bar.")
     flags.DEFINE_integer("logical_cpu_devices", 0, "Split the CPU into this many logical devices, to run the "
                          "multi-replica code (--strategy=mirrored) without GPUs.", lower_bound=0)
+
+
+def default_model_settings(**overrides):
+    """The model settings of the flag defaults (what train.py would save) without touching the global FLAGS."""
+    values = flags.FlagValues()
+    define_model_flags(values)
+    values(["defaults"])
+    settings = {name: values[name].value for name in MODEL_FLAGS}
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise KeyError(f"not model settings: {sorted(unknown)}")
+    settings.update(overrides)
+    return settings
 
 
 def apply_preset(name):

@@ -116,8 +116,12 @@ def build_model(settings, class_counts=None, correlation=None, jit_compile=False
     c = None
     if settings["label_beta"] or settings["label_gamma"] or settings["label_alpha"] != 1.0:
         c = LabelProcessing(settings["num_classes"], alpha=settings["label_alpha"], beta=settings["label_beta"],
-                            gamma=settings["label_gamma"])
-    model = VideoClassifier(h, pooling=g, label_processing=c)
+                            gamma=settings["label_gamma"], name="label_processing")
+    # Fixed names give stable weight paths, the keys of checkpoints (train_dir.model_variables).
+    h.name = "classifier"
+    if g is not None:
+        g.name = "pooling"
+    model = VideoClassifier(h, pooling=g, label_processing=c, name="video_classifier")
     build_for_input(model, settings)
     if c is not None and correlation is not None:
         c.set_correlation(np.asarray(correlation, np.float32))

@@ -31,6 +31,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, reader, top_k=20):
         super().__init__(name="yt8m_serving")
         self.model = model
+        self.model_variables = train_dir_lib.model_variables(model)  # tracked by path (see train_dir.model_variables)
         self._reader = reader
         self._top_k = min(int(top_k), reader.num_classes)
         self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])

@@ -68,6 +68,25 @@ def latest_checkpoint(train_dir):
     return tf.train.latest_checkpoint(train_dir)
 
 
+def model_variables(model):
+    """{variable path: variable} of every model weight.
+
+    Checkpoints and exports track the model through this dict, not through Keras attributes: Keras 3 layers keep
+    sub-layers held in lists (stacked LSTMs, MLP layers) out of TensorFlow's object graph, so
+    `tf.train.Checkpoint(model=model)` would silently skip their weights. Paths are stable because the registry
+    names the model and its g / h / C layers explicitly.
+    """
+    variables = {v.path: v for v in model.weights}
+    if len(variables) != len(model.weights):
+        raise ValueError(f"duplicate weight paths in {model.name}: {sorted(v.path for v in model.weights)}")
+    return variables
+
+
+def make_checkpoint(model, **trackables):
+    """The tf.train.Checkpoint of a model (by weight path) and of other trackables (optimizer, center loss)."""
+    return tf.train.Checkpoint(model=model_variables(model), **trackables)
+
+
 def checkpoint_step(path):
     """model.ckpt-1234 -> 1234."""
     return int(path.rsplit("-", 1)[1])
@@ -85,7 +104,7 @@ def load_trained_model(train_dir, checkpoint=None, jit_compile=False):
                             "--checkpoint_steps steps and at the end)")
     model = registry.build_model(settings, jit_compile=jit_compile)
     try:
-        tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+        make_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise TrainDirError(f"checkpoint '{path}' does not fit the model in {SETTINGS_FILE} "
                             f"({str(e).splitlines()[0][:200]})") from None

@@ -128,10 +128,10 @@ def train(settings, options):
             epsilon=options.adam_epsilon, mixed_precision=options.mixed_precision)
         registry.build_for_input(model, settings, center_loss)
         optimizer.build(model.trainable_variables)
-        trackables = {"model": model, "optimizer": optimizer}
+        trackables = {"optimizer": optimizer}
         if center_loss is not None:
-            trackables["center_loss"] = center_loss
-        checkpoint = tf.train.Checkpoint(**trackables)
+            trackables["center_loss"] = {v.path: v for v in center_loss.weights}
+        checkpoint = train_dir_lib.make_checkpoint(model, **trackables)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=options.keep_checkpoints,
                                          checkpoint_name=train_dir_lib.CHECKPOINT_NAME)
     latest = train_dir_lib.latest_checkpoint(options.train_dir)  # every worker restores the chief's checkpoint
