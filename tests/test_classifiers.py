@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layer_testing import assert_padding_invariant, run_layer_test
+from tests.layer_testing import assert_padding_invariant, run_layer_test
 from yt8m_tf.classifiers import CLASSIFIERS, MLP, Logistic, ManyToMany, MoE
 
 C, D, B = 10, 8, 4

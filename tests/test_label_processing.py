@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import run_layer_test
+from tests.layer_testing import run_layer_test
 from yt8m_tf.label_processing import LabelProcessing, normalize_correlation
 
 M = np.array([[1.0, 0.0, 0.0],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import run_layer_test
+from tests.layer_testing import run_layer_test
 from yt8m_tf import losses
 from yt8m_tf.losses import LOSSES, MultiLabelCenterLoss, get_loss
 
