@@ -3,38 +3,18 @@ as the model in process."""
 
 import json
 import os
-from unittest import mock
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags as absl_flags
 
-from yt8m_tf import registry, synthetic
+from yt8m_tf import flags as flags_lib, registry, synthetic
 from yt8m_tf.training import export as export_lib
 from yt8m_tf.training.evaluation import model_inputs
 
 
-def model_defaults():
-    """The defaults of yt8m_tf.flags.MODEL_FLAGS (what train.py writes to model_flags.json), read from the flag
-    definitions without registering them in absl's global FLAGS."""
-    from yt8m_tf import flags as flags_lib
-
-    recorded = {}
-
-    class Recorder:
-        def __getattr__(self, name):
-            if not name.startswith("DEFINE"):
-                return getattr(absl_flags, name)
-            return lambda flag_name, default, *args, **kwargs: recorded.__setitem__(flag_name, default)
-
-    with mock.patch.object(flags_lib, "flags", Recorder()):
-        flags_lib.define_model_flags()
-    return {name: recorded[name] for name in flags_lib.MODEL_FLAGS}
-
-
-MODEL_DEFAULTS = model_defaults()
+MODEL_DEFAULTS = flags_lib.default_model_settings()
 NUM_CLASSES = 30
 
 CASES = {
