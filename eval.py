@@ -29,6 +29,8 @@ flags.DEFINE_bool("skip_corrupt_records", False, "Skip (and count) corrupt TFRec
 flags.DEFINE_integer("wait_seconds", 60, "Seconds between looks for a new checkpoint.", lower_bound=1)
 flags.DEFINE_string("class_report", "", "Write per-class AP to this CSV (with names from --vocabulary_file).")
 flags.DEFINE_string("vocabulary_file", "", "The official vocabulary.csv, for class names and training counts.")
+flags.DEFINE_string("class_report_plot", "", "Write a PNG of per-class AP against the class's training count "
+                    "(needs --class_report, --vocabulary_file and matplotlib: pip install -e '.[plot]').")
 FLAGS = flags.FLAGS
 
 
@@ -89,6 +91,29 @@ def _write_class_report(aps, accumulator):
     report.to_csv(tmp, index=False)
     os.replace(tmp, FLAGS.class_report)
     print(f"per-class AP written to {FLAGS.class_report}")
+    if FLAGS.class_report_plot:
+        _plot_class_report(report)
+
+
+def _plot_class_report(report):
+    """AP against training frequency: the paper's label-imbalance question (2.2.5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    rated = report.dropna(subset=["ap"])
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    axes.scatter(rated["TrainVideoCount"], rated["ap"], s=4, alpha=0.5)
+    axes.set_xscale("log")
+    axes.set_xlabel("training videos of the class (vocabulary.csv TrainVideoCount)")
+    axes.set_ylabel("average precision (top-k triplets)")
+    axes.set_title(f"per-class AP, {len(rated)} classes with positives")
+    figure.tight_layout()
+    tmp = FLAGS.class_report_plot + ".tmp.png"
+    figure.savefig(tmp, dpi=120)
+    os.replace(tmp, FLAGS.class_report_plot)
+    print(f"per-class AP plot written to {FLAGS.class_report_plot}")
 
 
 def main(argv):
@@ -96,6 +121,13 @@ def main(argv):
         cli.fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
     if not FLAGS.eval_data_pattern:
         cli.fail("--eval_data_pattern is required")
+    if FLAGS.class_report_plot:
+        if not (FLAGS.class_report and FLAGS.vocabulary_file):
+            cli.fail("--class_report_plot needs --class_report and --vocabulary_file")
+        try:
+            import matplotlib  # noqa: F401  (optional extra)
+        except ImportError:
+            cli.fail("--class_report_plot needs matplotlib: pip install -e '.[plot]'")
     if not readers.has_labels(FLAGS.eval_data_pattern):
         cli.fail(f"--eval_data_pattern '{FLAGS.eval_data_pattern}' has no labels (Kaggle test files?): nothing to "
                  "evaluate; inference.py writes predictions for them")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import readers
 from tests import cli_testing as cli
+from yt8m_tf import metrics as metrics_lib
 from yt8m_tf.training import train_dir as train_dir_lib
 from yt8m_tf.training.trainer import weights_fingerprint
 
@@ -138,6 +140,33 @@ def test_jit_compile_frame_level_step(tmp_path):
     # The checkpoint holds every weight (LSTM layers included): reloading gives the trained weights.
     model, _, step = train_dir_lib.load_trained_model(str(tmp_path / "run"))
     assert step == 3 and weights_fingerprint(model) == pytest.approx(cli.final_weights(result.stdout), rel=1e-9)
+
+
+def test_eval_gap_equals_gap_of_the_written_csv(video_data, tmp_path):
+    train, validate = video_data
+    train_dir = str(tmp_path / "run")
+    cli.run("train.py", "--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
+            "--max_steps=15", "--mixed_precision=mixed_bfloat16")
+    metrics_file, csv_file = str(tmp_path / "m.json"), str(tmp_path / "p.csv")
+    cli.run("eval.py", "--eval_data_pattern=" + validate, "--train_dir=" + train_dir, "--run_once",
+            "--output_metrics=" + metrics_file)
+    cli.run("inference.py", "--input_data_pattern=" + validate, "--train_dir=" + train_dir, "--output_file=" + csv_file)
+    lines = open(csv_file).read().splitlines()
+    assert lines[0] == "VideoId,LabelConfidencePairs" and len(lines) == 33
+    reader = readers.VideoLevelReader("mean_rgb,mean_audio", f"{cli.RGB},{cli.AUDIO}", cli.CLASSES)
+    labels = {vid: row for batch in reader.dataset(validate, 64)
+              for vid, row in zip(batch["video_ids"].numpy().astype(str), batch["labels"].numpy())}
+    predictions = np.zeros((32, cli.CLASSES))
+    truth = np.zeros((32, cli.CLASSES))
+    for row, line in enumerate(lines[1:]):
+        video_id, pairs = line.split(",")
+        values = pairs.split()
+        assert len(values) == 40  # top_k = 20 pairs
+        for label, score in zip(values[::2], values[1::2]):
+            predictions[row, int(label)] = float(score)
+        truth[row] = labels[video_id]
+    gap = metrics_lib.calculate_gap(predictions, truth, top_k=20)
+    assert gap == pytest.approx(json.load(open(metrics_file))["gap"], abs=2e-3)  # CSV scores carry 6 digits (%g)
 
 
 def test_bad_flags_are_one_line_errors(video_data, tmp_path):
