@@ -250,7 +250,7 @@ def run_inference(train_dir, input_data_pattern, output_file, top_k=20, batch_si
             print("warning: no --segment_label_ids_file: every class is ranked (the 2019 competition scores only "
                   "the 1000 classes of segment_label_ids.csv)", flush=True)
             whitelist = np.arange(num_classes)
-    reader = registry.make_reader(reader_settings, quantized=reader_settings["frame_features"])
+    reader = registry.make_reader(reader_settings)
     counter = readers.CorruptRecordCounter() if skip_corrupt_records else None
     dataset = reader.dataset(input_data_pattern, batch_size, num_readers=num_readers, skip_corrupt=counter)
 

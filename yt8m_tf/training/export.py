@@ -59,7 +59,7 @@ def export(model, settings, export_dir, top_k=20):
     """
     if int(top_k) <= 0:
         raise ValueError(f"top_k must be positive, got {top_k}")
-    reader = registry.make_reader(settings, quantized=bool(settings["frame_features"]))
+    reader = registry.make_reader(settings)
     module = ServingModule(model, reader, top_k)
     export_dir = export_dir.rstrip("/")
     parent, name = os.path.split(export_dir)
