@@ -6,7 +6,6 @@
 Without --run_once it waits for each new checkpoint in --train_dir and evaluates it, as the starter code does.
 """
 
-import json
 import os
 import time
 
@@ -58,11 +57,30 @@ def evaluate_checkpoint(path):
           + f" | {results['num_examples']} videos, {results['num_examples'] / max(seconds, 1e-9):.0f} videos/s")
     if corrupt is not None:
         print(corrupt.summary())
-    summaries.write_scalars(tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval")), step,
-                            {k: results[k] for k in evaluation.SUMMARY_KEYS})
+    if _summary_dir():
+        summaries.write_scalars(tf.summary.create_file_writer(_summary_dir()), step,
+                                {k: results[k] for k in evaluation.SUMMARY_KEYS})
     if FLAGS.output_metrics:
         train_dir_lib.write_json(FLAGS.output_metrics, {k: _plain(v) for k, v in results.items()})
     return results
+
+
+_SUMMARY_DIR = []
+
+
+def _summary_dir():
+    """train_dir/eval for TensorBoard, or "" (with one warning) when --train_dir is read-only: evaluating a model
+    one may not write to is fine, the metrics are printed and go to --output_metrics."""
+    if not _SUMMARY_DIR:
+        path = os.path.join(FLAGS.train_dir, "eval")
+        try:
+            tf.io.gfile.makedirs(path)
+            train_dir_lib.check_output_file(os.path.join(path, "probe"), "train_dir")
+        except (train_dir_lib.TrainDirError, tf.errors.OpError, OSError) as e:
+            print(f"warning: no TensorBoard summaries: cannot write to '{path}' ({cli.one_line(e)})", flush=True)
+            path = ""
+        _SUMMARY_DIR.append(path)
+    return _SUMMARY_DIR[0]
 
 
 def _plain(value):
@@ -128,15 +146,23 @@ def main(argv):
             import matplotlib  # noqa: F401  (optional extra)
         except ImportError:
             cli.fail("--class_report_plot needs matplotlib: pip install -e '.[plot]'")
+    files = readers.list_files(FLAGS.eval_data_pattern)
     if not readers.has_labels(FLAGS.eval_data_pattern):
         cli.fail(f"--eval_data_pattern '{FLAGS.eval_data_pattern}' has no labels (Kaggle test files?): nothing to "
                  "evaluate; inference.py writes predictions for them")
+    if not FLAGS.skip_corrupt_records:
+        readers.files.check_truncation(files)
+    for flag in ("output_metrics", "class_report", "class_report_plot"):  # before the evaluation, not after it
+        train_dir_lib.check_output_file(FLAGS[flag].value, flag)
     train_dir_lib.read_settings(FLAGS.train_dir)
     if FLAGS.run_once:
         if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
-            cli.fail(f"--train_dir '{FLAGS.train_dir}' has no checkpoint yet")
+            cli.fail(f"--train_dir '{FLAGS.train_dir}' has no checkpoint yet (train.py writes one every "
+                     "--checkpoint_steps steps and at the end)")
         evaluate_checkpoint(None)
         return
+    if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
+        print(f"waiting for a checkpoint in '{FLAGS.train_dir}' (every {FLAGS.wait_seconds} s)", flush=True)
     for path in tf.train.checkpoints_iterator(FLAGS.train_dir, min_interval_secs=FLAGS.wait_seconds):
         evaluate_checkpoint(path)
 

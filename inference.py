@@ -21,17 +21,18 @@ non-zero exit code.
 """
 
 import signal
-import sys
 import time
 
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
+from yt8m_tf import cli  # first: quiets TensorFlow's C++ logs before TensorFlow loads
 
-import readers
-from readers.base import split_features
-from yt8m_tf import registry, submission
-from yt8m_tf.training import train_dir as train_dir_lib
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+import readers  # noqa: E402
+from readers.base import split_features  # noqa: E402
+from yt8m_tf import registry, submission  # noqa: E402
+from yt8m_tf.training import train_dir as train_dir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -233,9 +234,13 @@ def run_inference(train_dir, input_data_pattern, output_file, top_k=20, batch_si
     train_dirs = [d.strip() for d in str(train_dir).split(",") if d.strip()]
     weights = parse_weights(ensemble_weights, len(train_dirs))
     files = readers.list_files(input_data_pattern)
+    if not skip_corrupt_records:
+        readers.files.check_truncation(files)
     models, settings_list = load_models(train_dirs)
     reader_settings, views = plan_input(settings_list, train_dirs)
     num_classes = reader_settings["num_classes"]
+    if int(top_k) > num_classes:
+        raise InferenceError(f"--top_k {top_k} is larger than the model's {num_classes} classes")
     if segment_labels and not reader_settings["frame_features"]:
         raise InferenceError("--segment_labels needs frame-level models (model_flags.json of --train_dir has "
                              "frame_features false) and frame-level input")
@@ -331,8 +336,7 @@ def _terminate(signum, frame):
 
 def main(argv):
     if len(argv) > 1:
-        print(f"inference.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
+        cli.fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
     signal.signal(signal.SIGTERM, _terminate)
     try:
         run_inference(FLAGS.train_dir, FLAGS.input_data_pattern, FLAGS.output_file, top_k=FLAGS.top_k,
@@ -340,16 +344,13 @@ def main(argv):
                       ensemble_weights=FLAGS.ensemble_weights, segment_labels=FLAGS.segment_labels,
                       segment_label_ids_file=FLAGS.segment_label_ids_file, segment_max_pred=FLAGS.segment_max_pred,
                       skip_corrupt_records=FLAGS.skip_corrupt_records)
-    except (ValueError, KeyError, OSError, tf.errors.OpError) as e:  # ReaderError, TrainDirError, InferenceError...
-        message = getattr(e, "message", None) or str(e)
-        if isinstance(e, KeyError):
-            message = f"a model_flags.json in --train_dir lacks the setting {e}"
-        print(f"inference.py: error: {message.strip().splitlines()[0] if message.strip() else type(e).__name__}",
-              file=sys.stderr)
-        return 1
+    except KeyError as e:
+        cli.fail(f"a model_flags.json in --train_dir lacks the setting {e}")
     return 0
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    # ReaderError, TrainDirError, InferenceError and the writer's errors are ValueErrors with a one-line message;
+    # errors from TensorFlow (out of memory, ...) become one line too (yt8m_tf.cli).
+    cli.run(main, errors=(ValueError,))

@@ -5,6 +5,7 @@ problem in.
 """
 
 import logging
+import os
 import struct
 
 import tensorflow as tf
@@ -127,7 +128,7 @@ class CorruptRecordCounter:
                     record, offset = reader.read(offset)
                     yield record
                     continue
-                except tf.errors.DataLossError:
+                except (tf.errors.DataLossError, IndexError):  # IndexError: the file ends inside a header
                     pass
                 raw.seek(offset)
                 header = raw.read(12)
@@ -146,6 +147,53 @@ class CorruptRecordCounter:
     def dataset(self, filename):
         return tf.data.Dataset.from_generator(
             self._records, args=(filename,), output_signature=tf.TensorSpec([], tf.string))
+
+
+def _framing_end(path):
+    """Walks a local file's TFRecord framing (length headers only, no data read): (complete records, byte offset
+    where the last complete record ends)."""
+    size = os.path.getsize(path)
+    offset = records = 0
+    with open(path, "rb", buffering=0) as f:
+        while size - offset >= 16:
+            f.seek(offset)
+            header = f.read(8)
+            if len(header) < 8:
+                break
+            end = offset + 16 + struct.unpack("<Q", header)[0]
+            if end > size:
+                break
+            offset, records = end, records + 1
+    return records, offset
+
+
+_CHECKED = {}
+
+
+def check_truncation(files, max_bytes=4 << 30):
+    """Raises ReaderError for a local file whose end is not the end of a whole record.
+
+    TensorFlow's TFRecordDataset reports a file cut inside a record's data as DataLossError, but treats a file cut
+    inside a record's 12-byte header (length + its CRC) as a clean end of file: the partial record is lost silently.
+    This walks the framing of local files (the length headers only: fast) and compares its end with the file size,
+    so both kinds of cut are reported before any work is spent. Remote (gs://) files and local data larger than
+    `max_bytes` in all are not walked (their cuts inside data still fail when read). Results are cached per
+    (path, size, mtime). With --skip_corrupt_records this check is not run: the salvage reader counts the tail.
+    """
+    local = [f for f in files if "://" not in f]
+    if len(local) != len(files) or sum(os.path.getsize(f) for f in local) > max_bytes:
+        return
+    for path in local:
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in _CHECKED:
+            _CHECKED[key] = _framing_end(path)
+        records, end = _CHECKED[key]
+        if end != stat.st_size:
+            raise ReaderError(
+                f"TFRecord file '{path}' is truncated or corrupt: {stat.st_size - end} byte(s) after its "
+                f"{records} complete record(s) (from byte {end}) are not a whole record; fix or remove it, "
+                "or pass --skip_corrupt_records to skip its unreadable tail")
 
 
 def describe_data_loss(error, files):

@@ -1,9 +1,18 @@
-"""What the command-line entry points share: quiet TensorFlow logs and one-line errors instead of traces."""
+"""What the command-line entry points share: quiet TensorFlow logs and one-line errors instead of traces.
+
+Every program (train.py, eval.py, inference.py) runs its `main` through `run`, so that a user error, a bad flag, a
+data error or an error raised deep inside TensorFlow (an incompatible checkpoint, out of memory, a lost worker, a
+full disk) ends as one line ``prog: error: <message>`` on stderr with exit code 2. Set ``YT8M_DEBUG=1`` in the
+environment to get the full Python traceback instead (for bug reports). Programming errors (a bug: TypeError,
+AttributeError, ...) are not caught: they keep their trace.
+"""
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_ERROR = 2
 
 
 def user_errors():
@@ -17,29 +26,99 @@ def user_errors():
     return ReaderError, PresetError, ModelSettingsError, TrainDirError, TrainingError
 
 
-def run(main, argv=None):
-    """absl.app.run(main) that turns user errors (and data errors from TensorFlow) into `prog: error: ...`, exit 2."""
-    from absl import app
+def debug():
+    return os.environ.get("YT8M_DEBUG", "") not in ("", "0")
+
+
+_TF_NOISE = ("Graph execution error", "Detected at node", "Detected unsupported operations", "File \"", "[[{{node",
+             "Traceback (most recent call last)")
+
+
+def one_line(text):
+    """The first informative line of a message: TensorFlow's "Graph execution error:" headers and the Python
+    stack of the failing node are skipped, so the line is the cause (e.g. "Collective ops is aborted by: ...")."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(_TF_NOISE):
+            return line
+    return lines[0] if lines else ""
+
+
+def describe_tf_error(error):
+    """One line for an error raised by TensorFlow outside the input pipeline."""
+    import tensorflow as tf
+
+    text = one_line(getattr(error, "message", None) or error) or type(error).__name__
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        if "space left" in text.lower() or "disk" in text.lower():
+            return f"out of disk space ({text})"
+        return (f"out of memory ({text[:300]}); reduce --batch_size (or --max_frames, or the model's width), "
+                "or use more devices")
+    if isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+                          tf.errors.DeadlineExceededError)):
+        return (f"a worker or device was lost ({type(error).__name__}: {text[:300]}); restart all workers: "
+                "training resumes from the latest checkpoint in --train_dir")
+    return f"{type(error).__name__}: {text[:500]}"
+
+
+def parse_flags(argv):
+    """absl's flag parsing with the same one-line `prog: error:` report as every other error (exit 2)."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(" ".join(line.strip() for line in str(e).splitlines() if line.strip())
+             + " (--helpshort lists the flags)")
+
+
+def guard(main, errors=()):
+    """`main` wrapped so that user errors (and errors from TensorFlow) end as `prog: error: ...`, exit 2.
+
+    `errors`: more exception types whose message is one line for the user (a program's own error class).
+    """
 
     def guarded(args):
         import tensorflow as tf
-        from absl import logging
 
         import readers
 
-        logging.set_verbosity(logging.WARNING)
-        tf.get_logger().setLevel("ERROR")
-
         try:
             return main(args)
-        except user_errors() as e:
-            fail(str(e))
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            fail(readers.describe_error(e))
+        except Exception as e:  # noqa: BLE001 - sorted below; anything else re-raises with its trace
+            if debug():
+                raise
+            if isinstance(e, user_errors() + tuple(errors)):
+                fail(one_line(e) or type(e).__name__)
+            if isinstance(e, (tf.errors.DataLossError, tf.errors.InvalidArgumentError)):
+                fail(readers.describe_error(e))
+            if isinstance(e, tf.errors.OpError):
+                fail(describe_tf_error(e))
+            if isinstance(e, OSError):
+                where = f" '{e.filename}'" if getattr(e, "filename", None) else ""
+                fail(f"{e.strerror}{where}" if e.strerror else one_line(e) or type(e).__name__)
+            if isinstance(e, MemoryError):
+                fail("out of host memory; reduce --batch_size, --num_readers or --shuffle_buffer")
+            raise
 
-    app.run(guarded, argv=argv)
+    return guarded
+
+
+def run(main, argv=None, errors=()):
+    """absl.app.run(main) with quiet logs, one-line flag errors and `guard`'s one-line errors (exit 2)."""
+    from absl import app
+
+    def quiet_then_main(args):
+        import tensorflow as tf
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)
+        tf.get_logger().setLevel("ERROR")
+        return guard(main, errors)(args)
+
+    app.run(quiet_then_main, argv=argv, flags_parser=parse_flags)
 
 
 def fail(message):
-    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_ERROR)

@@ -156,13 +156,29 @@ class SegmentTopK:
             yield int(classes[start]), keys[start:end], scores[start:end]
 
 
+class _CheckedFile:
+    """The writer's file: `write` turns OSError / TensorFlow file errors (disk full) into the one-line ValueError."""
+
+    def __init__(self, file, error):
+        self._file = file
+        self._error = error
+
+    def write(self, text):
+        try:
+            return self._file.write(text)
+        except (OSError, tf.errors.OpError) as e:
+            raise self._error(e) from None
+
+
 class AtomicWriter:
     """``with AtomicWriter(path) as f: f.write(...)``: the text goes to a temporary file in the same directory
     (local or gs:// via tf.io.gfile) that is renamed to `path` on success and removed on any exception, including
     KeyboardInterrupt. A killed process leaves at most the hidden temporary file, never a partial file at `path`;
     an existing file at `path` stays untouched until the rename.
 
-    Entering the context creates the temporary file, so an unwritable destination fails before any long work.
+    Entering the context creates the temporary file, so an unwritable destination fails before any long work; a
+    write that fails later (disk full) raises ValueError("cannot write output file '<path>': <reason>") and removes
+    the temporary file.
     """
 
     def __init__(self, path):
@@ -189,9 +205,14 @@ class AtomicWriter:
                 self._file = open(self.tmp_path, "w", encoding="utf-8", newline="")
         except (OSError, tf.errors.OpError) as e:
             self._discard()
-            raise ValueError(f"cannot write output file '{self.path}': "
-                             f"{getattr(e, 'strerror', None) or getattr(e, 'message', None) or e}") from None
-        return self._file
+            raise self._error(e) from None
+        return _CheckedFile(self._file, self._error)
+
+    def _error(self, e):
+        """A write error (no space left, permissions, a vanished directory) as one line naming the file."""
+        reason = (getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)).strip()
+        reason = reason.splitlines()[0] if reason else type(e).__name__
+        return ValueError(f"cannot write output file '{self.path}': {reason}")
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -201,6 +222,9 @@ class AtomicWriter:
                     tf.io.gfile.rename(self.tmp_path, self.path, overwrite=True)
                 else:
                     os.replace(self.tmp_path, self.path)
+            except (OSError, tf.errors.OpError) as e:  # e.g. the last buffer does not fit on the disk
+                self._discard()
+                raise self._error(e) from None
             except BaseException:
                 self._discard()
                 raise

@@ -4,6 +4,8 @@ and the rules for starting over or resuming."""
 import datetime
 import json
 import os
+import shutil
+import uuid
 
 import tensorflow as tf
 
@@ -36,6 +38,46 @@ def write_json(path, value):
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def reason(e):
+    """The cause of an OSError / TensorFlow file error, one line, without TensorFlow's leading "<path>; "."""
+    from yt8m_tf.cli import one_line
+
+    text = one_line(getattr(e, "strerror", None) or getattr(e, "message", None) or str(e))
+    if not text:
+        return type(e).__name__
+    head, sep, tail = text.partition("; ")
+    return tail if sep and (head.startswith("/") or "://" in head) else text
+
+
+def check_output_file(path, flag):
+    """Fails now, not after hours of work, when `path` (the value of --`flag`) cannot be written: its directory is
+    missing or unwritable, or it names a directory. Creates and removes a probe file beside it (local or gs://)."""
+    if not path:
+        return
+    directory = os.path.dirname(path) or "."
+    if tf.io.gfile.isdir(path):
+        raise TrainDirError(f"--{flag} '{path}' is a directory; give a file name")
+    if "://" not in path and not os.path.isdir(directory):
+        raise TrainDirError(f"--{flag} '{path}': its directory '{directory}' does not exist")
+    probe = os.path.join(directory, f".{os.path.basename(path)}.probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise TrainDirError(f"cannot write --{flag} '{path}': {reason(e)}") from None
+
+
+def check_free_space(directory, needed_bytes, what):
+    """For a local `directory`: fails up front when the disk has less than `needed_bytes` free."""
+    if "://" in directory or not os.path.isdir(directory):
+        return
+    free = shutil.disk_usage(directory).free
+    if free < needed_bytes:
+        raise TrainDirError(f"--train_dir '{directory}' has {free / 2**20:.1f} MiB free but {what} need about "
+                            f"{needed_bytes / 2**20:.1f} MiB; free some space or use another --train_dir")
+
+
 def prepare(train_dir, settings, start_new_model=False, is_chief=True):
     """Checks (and for the chief, writes) --train_dir before any work is spent.
 
@@ -61,11 +103,64 @@ def prepare(train_dir, settings, start_new_model=False, is_chief=True):
             tf.io.gfile.makedirs(train_dir)
             write_json(settings_path(train_dir), settings)
         except (tf.errors.OpError, OSError) as e:
-            raise TrainDirError(f"cannot write to --train_dir '{train_dir}': {getattr(e, 'message', e)}") from None
+            raise TrainDirError(f"cannot write to --train_dir '{train_dir}': {reason(e)}") from None
+
+
+def remove_partial_checkpoints(train_dir):
+    """Removes what a save killed midway can leave, so that every checkpoint file in --train_dir is complete.
+
+    A checkpoint counts once the `checkpoint` file records it: TensorFlow writes the data, then the `.index`, then
+    rewrites the `checkpoint` file atomically, so the latest recorded checkpoint is always complete. A kill in
+    between leaves files that are not recorded: `model.ckpt-N_temp/` directories, a checkpoint newer than the
+    latest recorded one (possibly with a half-written `.index`), or `.data` files whose `.index` an interrupted
+    rotation already deleted. They are removed here (the run resumes from the latest recorded checkpoint and would
+    overwrite them anyway). Call it from the one process that writes --train_dir (the chief), before it writes.
+    Returns the removed names.
+    """
+    if not tf.io.gfile.isdir(train_dir):
+        return []
+    names = [n.rstrip("/") for n in tf.io.gfile.listdir(train_dir)]
+    indexed = {n[:-len(".index")] for n in names if n.endswith(".index")}
+    latest = latest_checkpoint(train_dir)
+    recorded = tf.io.gfile.exists(os.path.join(train_dir, "checkpoint"))
+    if recorded and latest is None:  # a `checkpoint` file naming no existing checkpoint: touch nothing but temps
+        newest = None
+    else:
+        newest = checkpoint_step(latest) if latest else -1
+    removed = []
+    for name in names:
+        if not name.startswith(CHECKPOINT_NAME + "-"):
+            continue
+        path = os.path.join(train_dir, name)
+        if name.endswith("_temp"):
+            tf.io.gfile.rmtree(path)
+            removed.append(name)
+            continue
+        prefix = name.split(".data-")[0][:-len(".index")] if name.endswith(".index") else name.split(".data-")[0]
+        try:
+            step = checkpoint_step(prefix)
+        except ValueError:
+            continue
+        if (newest is not None and step > newest) or (".data-" in name and prefix not in indexed):
+            tf.io.gfile.remove(path)
+            removed.append(name)
+    return sorted(removed)
 
 
 def latest_checkpoint(train_dir):
-    return tf.train.latest_checkpoint(train_dir)
+    """The latest checkpoint the `checkpoint` file of --train_dir records, always inside --train_dir: a recorded
+    path elsewhere (an absolute path in a copied or moved directory, or a crafted file) is looked up by its name
+    in --train_dir, so nothing outside the directory the user named is ever read. None when there is none."""
+    state = tf.train.get_checkpoint_state(train_dir)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    path = os.path.join(train_dir, os.path.basename(state.model_checkpoint_path.rstrip("/")))
+    return path if tf.io.gfile.exists(path + ".index") else None
+
+
+def inside(train_dir, checkpoint):
+    """`checkpoint` (a path from a `checkpoint` file) as the checkpoint of that name in --train_dir."""
+    return os.path.join(train_dir, os.path.basename(str(checkpoint).rstrip("/")))
 
 
 def model_variables(model):
@@ -98,7 +193,7 @@ def load_trained_model(train_dir, checkpoint=None, jit_compile=False):
     from yt8m_tf import registry  # the registry imports the model zoo; train_dir stays importable without it
 
     settings = read_settings(train_dir)
-    path = checkpoint or latest_checkpoint(train_dir)
+    path = inside(train_dir, checkpoint) if checkpoint else latest_checkpoint(train_dir)
     if not path:
         raise TrainDirError(f"--train_dir '{train_dir}' has no checkpoint yet (train.py writes one every "
                             "--checkpoint_steps steps and at the end)")

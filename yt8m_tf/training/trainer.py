@@ -87,10 +87,12 @@ def train(settings, options):
     # ---- set up the strategy and the input --------------------------------------------------------------------
     strategy = strategy_lib.make_strategy(options.strategy, options.tpu)
     task_index, num_workers, is_chief = strategy_lib.worker_info(strategy)
-    train_dir_lib.prepare(options.train_dir, settings, options.start_new_model, is_chief)
-    write_dir = options.train_dir if is_chief else tempfile.mkdtemp(prefix=f"yt8m-worker{task_index}-")
     reader = registry.make_reader(settings)
     files = readers.list_files(options.train_data_pattern)
+    check_input(options.train_data_pattern, files, options.skip_corrupt_records, "--train_data_pattern")
+    if options.eval_data_pattern:
+        check_input(options.eval_data_pattern, readers.list_files(options.eval_data_pattern),
+                    options.skip_corrupt_records, "--eval_data_pattern")
     global_batch = options.batch_size
     if global_batch % strategy.num_replicas_in_sync:
         raise TrainingError(f"--batch_size {global_batch} must be a multiple of the "
@@ -112,7 +114,11 @@ def train(settings, options):
                               deterministic=options.deterministic)
         return data.map(evaluation.model_inputs)
 
-    distributed = strategy.distribute_datasets_from_function(dataset_fn)
+    distributed = strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
+
+    # ---- the input is usable: only now is --train_dir written (checked or created, model_flags.json) ---------------
+    train_dir_lib.prepare(options.train_dir, settings, options.start_new_model, is_chief)
+    write_dir = options.train_dir if is_chief else tempfile.mkdtemp(prefix=f"yt8m-worker{task_index}-")
 
     # ---- create the model, the loss and the optimizer ------------------------------------------------------------
     with strategy.scope():
@@ -134,11 +140,26 @@ def train(settings, options):
         checkpoint = train_dir_lib.make_checkpoint(model, **trackables)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=options.keep_checkpoints,
                                          checkpoint_name=train_dir_lib.CHECKPOINT_NAME)
-    latest = train_dir_lib.latest_checkpoint(options.train_dir)  # every worker restores the chief's checkpoint
+    if is_chief:
+        removed = train_dir_lib.remove_partial_checkpoints(options.train_dir)
+        if removed:
+            print(f"removed {len(removed)} partial checkpoint file(s) an interrupted save left: {', '.join(removed)}",
+                  flush=True)
+        check_disk_space(options, model, optimizer, center_loss)
+    # Every worker restores the chief's latest checkpoint: after a failure (a worker killed or preempted) restarting
+    # all workers resumes from it with equal weights and the step count continuing (what Keras' BackupAndRestore
+    # does for model.fit, which cannot run MultiWorkerMirroredStrategy in Keras 3).
+    latest = train_dir_lib.latest_checkpoint(options.train_dir)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise train_dir_lib.TrainDirError(
+                f"checkpoint '{latest}' cannot be restored into the model that model_flags.json describes "
+                f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); use "
+                "another --train_dir or --start_new_model") from None
         if is_chief:
-            print(f"resumed from {latest} at step {int(optimizer.iterations.numpy())}")
+            print(f"resumed from {latest} at step {int(optimizer.iterations.numpy())}", flush=True)
 
     # ---- the step ---------------------------------------------------------------------------------------------
     penalty = float(options.regularization_penalty)
@@ -182,7 +203,16 @@ def train(settings, options):
     started, window_start, window_step = time.time(), time.time(), step
 
     def save(step):
-        manager.save(checkpoint_number=step)
+        if not all_finite(model.weights):
+            raise TrainingError(f"a weight became NaN or inf at step {step} (the loss was finite); not saved. The "
+                                f"latest checkpoint ({manager.latest_checkpoint}) holds the last finite weights: "
+                                "lower --base_learning_rate or keep --clip_gradient_norm")
+        try:
+            manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as e:
+            raise TrainingError(f"cannot write the checkpoint of step {step} to '{write_dir}' "
+                                f"({train_dir_lib.reason(e)}); the latest complete checkpoint is "
+                                f"{manager.latest_checkpoint}") from None
         if options.eval_data_pattern and is_chief:
             run_eval(step)
 
@@ -200,11 +230,19 @@ def train(settings, options):
             break
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise TrainingError(readers.describe_error(e, files)) from None
+        except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+                tf.errors.DeadlineExceededError) as e:
+            if num_workers <= 1:
+                raise
+            raise TrainingError(f"another worker was lost at step {step + 1} ({type(e).__name__}: "
+                                f"{train_dir_lib.reason(e)[:200]}); restart all workers: they resume from the "
+                                f"latest checkpoint ({train_dir_lib.latest_checkpoint(options.train_dir)})") from None
         step += 1
         last = {k: float(v) for k, v in results.items()}
         if not math.isfinite(last["loss"]):
-            raise TrainingError(f"the loss became {last['loss']} at step {step}; training stopped. The latest "
-                                f"checkpoint ({manager.latest_checkpoint}) holds the last finite weights.")
+            raise TrainingError(f"the loss became {last['loss']} at step {step}; training stopped (NaN or inf in the "
+                                "input features, or a learning rate too high). The latest checkpoint "
+                                f"({manager.latest_checkpoint}) holds the last finite weights.")
         if step % options.log_steps == 0 or step == total_steps:
             now = time.time()
             speed = (step - window_step) * global_batch / max(now - window_start, 1e-9)
@@ -236,6 +274,43 @@ def train(settings, options):
             "checkpoint": manager.latest_checkpoint, "export": export_path, "weights": weights_fingerprint(model)}
 
 
+def check_input(data_pattern, files, skip_corrupt, flag):
+    """Training and evaluation data must have labels, and (unless corrupt records are skipped) local files must end
+    with a whole record: fails now, naming the flag or the file, instead of after hours of work."""
+    if not readers.has_labels(data_pattern):
+        raise TrainingError(f"{flag} '{data_pattern}' has no labels (Kaggle test files?): training and evaluation "
+                            "need labelled files; inference.py writes predictions for unlabelled ones")
+    if not skip_corrupt:
+        readers.files.check_truncation(files)
+
+
+def all_finite(variables):
+    floats = [v for v in variables if "float" in str(v.dtype)]
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in floats]))
+
+
+def _bytes(variables):
+    return sum(int(math.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
+
+
+def check_disk_space(options, model, optimizer, center_loss=None):
+    """A local --train_dir must hold --keep_checkpoints checkpoints (+ the one being written) and the exports the
+    run will write: known from the variable sizes, so a full disk fails now rather than hours later."""
+    train_dir = options.train_dir
+    if "://" in train_dir or not os.path.isdir(train_dir):
+        return
+    checkpoint = _bytes(model.weights) + _bytes(optimizer.variables) + (
+        _bytes(center_loss.weights) if center_loss is not None else 0)
+    exports = 1
+    if options.export_model_steps and options.max_steps:
+        exports += options.max_steps // options.export_model_steps
+    existing = sum(os.path.getsize(os.path.join(train_dir, name)) for name in os.listdir(train_dir)
+                   if name.startswith(train_dir_lib.CHECKPOINT_NAME + "-"))
+    needed = (options.keep_checkpoints + 1) * checkpoint + exports * _bytes(model.weights) - existing
+    train_dir_lib.check_free_space(train_dir, needed, f"{options.keep_checkpoints} checkpoints of "
+                                   f"{checkpoint / 2**20:.1f} MiB (--keep_checkpoints) and {exports} export(s)")
+
+
 def weights_fingerprint(model):
     """A number that differs when any weight differs (compares replicas and workers in tests and logs)."""
     return float(sum(tf.reduce_sum(tf.abs(tf.cast(v, tf.float64)) * (i + 1)).numpy()
@@ -243,4 +318,9 @@ def weights_fingerprint(model):
 
 
 def export_model(model, settings, train_dir, step):
-    return export.export(model, settings, os.path.join(train_dir, "export", f"step_{step}"))
+    path = os.path.join(train_dir, "export", f"step_{step}")
+    try:
+        return export.export(model, settings, path)
+    except (tf.errors.OpError, OSError) as e:
+        raise TrainingError(f"cannot write the export of step {step} to '{path}' ({train_dir_lib.reason(e)}); "
+                            "the checkpoints in --train_dir are complete: rerun train.py to export again") from None
