@@ -57,45 +57,91 @@ class FrameLevelReader(BaseReader):
         return segments.batch(batch_size, drop_remainder=drop_remainder)
 
     def _parse_batch(self, filenames, records):
+        """Parses a batch of records into the batch dict.
+
+        Frames are parsed as ragged lists (no padding of the string tensor), each feature's valid frames are
+        decoded with one `decode_raw` over the flat list (every frame has the same size), and the (B, max_frames, D)
+        matrix is built once from the flat codes (`RaggedTensor.to_tensor`, which pads with zeros and truncates to
+        max_frames). When not quantized the codes are dequantized before padding, over the valid frames only.
+        """
         spec = self._context_features()
         if self.segment_labels:
             spec.update({"segment_labels": tf.io.RaggedFeature(tf.int64),
                          "segment_start_times": tf.io.RaggedFeature(tf.int64),
                          "segment_scores": tf.io.RaggedFeature(tf.float32)})
-        sequence_spec = {name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+        sequence_spec = {name: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
                          for name in self.feature_names}
-        context, sequence, lengths = tf.io.parse_sequence_example(records, context_features=spec,
-                                                                  sequence_features=sequence_spec)
-        num_frames = tf.reduce_min(tf.stack([lengths[n] for n in self.feature_names]), axis=0)
-        num_frames = tf.cast(tf.minimum(num_frames, self.max_frames), tf.int32)
-        valid = tf.sequence_mask(num_frames, self.max_frames)
-        features = []
-        for name, size in zip(self.feature_names, self.feature_sizes):
-            frames = sequence[name][:, :self.max_frames]
-            frames = tf.pad(frames, [[0, 0], [0, self.max_frames - tf.shape(frames)[1]]])
-            wrong = tf.logical_and(valid, tf.not_equal(tf.strings.length(frames), size))
-            flat = tf.argmax(tf.cast(tf.reshape(wrong, [-1]), tf.int32))
-            message = tf.strings.join([
-                f"frame feature '{name}' has a frame of ", tf.strings.as_string(
-                    tf.strings.length(tf.gather(tf.reshape(frames, [-1]), flat))),
-                f" bytes, expected {size} (--feature_sizes) in '", tf.gather(filenames, flat // self.max_frames), "'"])
-            with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)), [message])]):
-                codes = tf.io.decode_raw(frames, tf.uint8, fixed_length=size)
-            features.append(tf.reshape(codes, [-1, self.max_frames, size]))
-        video_matrix = tf.concat(features, axis=2) if len(features) > 1 else features[0]
-        if not self.quantized:
-            video_matrix = dequantize(video_matrix, tf)
-        video_matrix = tf.where(valid[:, :, None], video_matrix, tf.zeros([], video_matrix.dtype))
+        context, sequence, _ = tf.io.parse_sequence_example(records, context_features=spec,
+                                                             sequence_features=sequence_spec)
+        frames = [sequence[name] for name in self.feature_names]
+        num_frames = tf.reduce_min(tf.stack([f.row_lengths() for f in frames]), axis=0)
+        num_frames = tf.minimum(num_frames, self.max_frames)
+        padded_filenames = tf.concat([filenames, [""]], 0)
+        codes = [self._decode_frames(name, size, f, num_frames, padded_filenames)
+                 for name, size, f in zip(self.feature_names, self.feature_sizes, frames)]
+        splits = [f.row_splits for f in frames]
+        width = self.feature_dim
+
+        def dense(values, row_splits, depth):
+            ragged = tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
+            return ragged.to_tensor(shape=[None, self.max_frames, depth])
+
+        def values(flat):
+            return flat if self.quantized else dequantize(flat, tf)
+
+        def same_lengths():
+            # Every feature has the same number of frames in every video (the official files): one matrix from the
+            # concatenated flat codes, whose rows are exactly the first num_frames frames once truncated.
+            flat = tf.concat(codes, axis=1) if len(codes) > 1 else codes[0]
+            return dense(values(flat), splits[0], width)
+
+        def different_lengths():
+            parts = [dense(values(c), s, size) for c, s, size in zip(codes, splits, self.feature_sizes)]
+            matrix = tf.concat(parts, axis=2) if len(parts) > 1 else parts[0]
+            valid = tf.sequence_mask(num_frames, self.max_frames)
+            return tf.where(valid[:, :, None], matrix, tf.zeros([], matrix.dtype))
+
+        if len(frames) > 1:
+            equal = tf.reduce_all([tf.reduce_all(tf.equal(s, splits[0])) for s in splits[1:]])
+            video_matrix = tf.cond(equal, same_lengths, different_lengths)
+        else:
+            video_matrix = same_lengths()
+        video_matrix = tf.ensure_shape(video_matrix, [None, self.max_frames, width])
         batch = {
             "video_ids": self._video_ids(context),
             "video_matrix": video_matrix,
-            "num_frames": num_frames,
+            "num_frames": tf.cast(num_frames, tf.int32),
             "labels": self._multi_hot(context["labels"], filenames),
         }
         if self.segment_labels:
             for key in ("segment_labels", "segment_start_times", "segment_scores"):
                 batch[key] = context[key]
         return batch
+
+    @staticmethod
+    def _decode_frames(name, size, frames, num_frames, padded_filenames):
+        """One feature's ragged (B, None) frame strings -> uint8 codes (total frames, size).
+
+        Only the frames that are used (the first num_frames of each video) must have `size` bytes; a wrong one fails
+        naming the file. Frames past num_frames may have any size (they are never read): they decode as zeros.
+        """
+        flat = frames.flat_values
+        lengths = tf.strings.length(flat)
+        rows = frames.value_rowids()
+        position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(frames.row_splits, rows)
+        right_size = tf.equal(lengths, size)
+        wrong = tf.logical_and(tf.logical_not(right_size), position < tf.gather(num_frames, rows))
+        first = tf.argmax(tf.concat([tf.cast(wrong, tf.int32), [0]], 0))  # padded: an empty batch has no frame
+        message = tf.strings.join([
+            f"frame feature '{name}' has a frame of ", tf.strings.as_string(tf.gather(tf.concat([lengths, [0]], 0),
+                                                                                      first)),
+            f" bytes, expected {size} (--feature_sizes) in '",
+            tf.gather(padded_filenames, tf.gather(tf.concat([rows, [0]], 0), first)), "'"])
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)), [message])
+        flat = tf.cond(tf.reduce_all(right_size), lambda: flat,
+                       lambda: tf.where(right_size, flat, tf.constant(b"\0" * size)))
+        with tf.control_dependencies([check]):
+            return tf.reshape(tf.io.decode_raw(flat, tf.uint8), [-1, size])
 
     def _video_segments(self, video):
         """One video's rated segments -> a stack of segment examples (the 2019 starter code's segment mode)."""

@@ -66,6 +66,39 @@ def _perr_from_ranked(ranked_scores, ranked_labels, num_positives):
     return tf.where(n > 0, hits / tf.maximum(n, 1.0), tf.zeros_like(hits))
 
 
+_CHUNK = 64  # classes per chunk of the threshold top-k
+
+
+def _threshold_top_k(predictions, k):
+    """`tf.math.top_k(predictions, k, sorted=True)` (same values, same indices, ties -> lower class index) in about
+    2/3 of its CPU time for k << C; dynamic shapes (not for XLA).
+
+    The maxima of chunks of 64 classes are k different entries of a row, so the k-th largest of them, t, is <= the
+    row's k-th largest value: every entry of the top-k is >= t. Only the entries >= t (typically a few times k) are
+    ranked, kept in class order so that equal scores still rank by lower class index. A row with fewer than k
+    such entries (NaN scores) falls back to `tf.math.top_k`.
+    """
+    batch = tf.shape(predictions)[0]
+    maxima = tf.nn.max_pool1d(predictions[:, :, tf.newaxis], _CHUNK, _CHUNK, "SAME")[:, :, 0]
+    threshold = tf.reduce_min(tf.math.top_k(maxima, k=k, sorted=False).values, axis=1)
+    coords = tf.where(predictions >= threshold[:, tf.newaxis])  # row-major: class order within a row
+    rows = tf.cast(coords[:, 0], tf.int32)
+    counts = tf.math.bincount(rows, minlength=batch, maxlength=batch)
+
+    def ranked():
+        position = tf.range(tf.shape(rows)[0]) - tf.gather(tf.cumsum(counts, exclusive=True), rows)
+        at = tf.stack([rows, position], axis=1)
+        shape = tf.stack([batch, tf.reduce_max(counts)])
+        scores = tf.tensor_scatter_nd_update(tf.fill(shape, tf.constant(-np.inf, predictions.dtype)), at,
+                                             tf.gather_nd(predictions, coords))
+        classes = tf.tensor_scatter_nd_update(tf.zeros(shape, tf.int32), at, tf.cast(coords[:, 1], tf.int32))
+        values, picked = tf.math.top_k(scores, k=k, sorted=True)
+        return values, tf.gather(classes, picked, batch_dims=1)
+
+    enough = tf.logical_and(tf.reduce_min(tf.concat([counts, [k]], 0)) >= k, batch > 0)
+    return tf.cond(enough, ranked, lambda: tuple(tf.math.top_k(predictions, k=k, sorted=True)))
+
+
 def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
     """Per-batch quantities `EvaluationMetrics.accumulate_top_k` needs, in pure TF ops.
 
@@ -75,7 +108,8 @@ def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
       k: per-video top-k (clipped to C).
       xla_compatible: True keeps every shape static (XLA-safe); a batch holding a video with more than k
         positives then ranks the full rows for PERR. False ranks only up to the batch's largest positive
-        count (dynamic k: eager / plain tf.function only, much cheaper on CPU).
+        count and, when k is small against C, selects the top-k by a threshold (`_threshold_top_k`; same
+        result as tf.math.top_k, about 1.5x faster on CPU) (dynamic shapes: eager / plain tf.function only).
 
     Returns dict of tensors: top_scores [B, k'] (descending, ties -> lower class index), top_indices
     [B, k'] int32, top_labels [B, k'] float32 0/1, num_positives [B] float32, class_positives [C]
@@ -86,16 +120,34 @@ def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
     predictions = tf.convert_to_tensor(predictions)
     if not predictions.dtype.is_floating or predictions.dtype in (tf.float16, tf.bfloat16):
         predictions = tf.cast(predictions, tf.float32)
-    labels = tf.cast(tf.cast(tf.convert_to_tensor(labels), tf.float32) > 0, tf.float32)
+    labels = tf.convert_to_tensor(labels)
+    if xla_compatible or labels.dtype == tf.bool:
+        labels = tf.cast(tf.cast(labels, tf.float32) > 0, tf.float32)
+
+    def binarised(values):  # only the gathered entries are binarised on the dynamic path
+        return values if xla_compatible else tf.cast(values > 0, tf.float32)
+
     num_classes = predictions.shape[-1]
     if num_classes is None:
         raise ValueError("the class dimension of predictions must be static")
     k_eff = min(int(k), int(num_classes))
 
-    top_scores, top_indices = tf.math.top_k(predictions, k=k_eff, sorted=True)
-    top_labels = tf.gather(labels, top_indices, batch_dims=1)
-    num_positives = tf.reduce_sum(labels, axis=1)
-    class_positives = tf.reduce_sum(labels, axis=0)
+    if xla_compatible or -(-num_classes // _CHUNK) < 2 * k_eff:
+        top_scores, top_indices = tf.math.top_k(predictions, k=k_eff, sorted=True)
+    else:
+        top_scores, top_indices = _threshold_top_k(predictions, k_eff)
+    if xla_compatible:
+        top_labels = tf.gather(labels, top_indices, batch_dims=1)
+        num_positives = tf.reduce_sum(labels, axis=1)
+        class_positives = tf.reduce_sum(labels, axis=0)
+    else:  # counted from the (few) positive coordinates: two passes over [B, C] fewer
+        where = tf.where(labels > 0)
+        batch = tf.shape(labels)[0]
+        num_positives = tf.cast(tf.math.bincount(tf.cast(where[:, 0], tf.int32), minlength=batch, maxlength=batch),
+                                tf.float32)
+        class_positives = tf.cast(tf.math.bincount(tf.cast(where[:, 1], tf.int32), minlength=num_classes,
+                                                   maxlength=num_classes), tf.float32)
+        top_labels = binarised(tf.gather(labels, top_indices, batch_dims=1))
     hit_at_one = top_labels[:, 0]
 
     if k_eff == num_classes:
@@ -106,7 +158,7 @@ def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
         def deeper():
             depth = num_classes if xla_compatible else tf.minimum(max_positives, num_classes)
             scores, indices = tf.math.top_k(predictions, k=depth, sorted=True)
-            return _perr_from_ranked(scores, tf.gather(labels, indices, batch_dims=1), num_positives)
+            return _perr_from_ranked(scores, binarised(tf.gather(labels, indices, batch_dims=1)), num_positives)
 
         perr = tf.cond(max_positives > k_eff, deeper, lambda: _perr_from_ranked(top_scores, top_labels, num_positives))
 
@@ -119,6 +171,25 @@ def top_k_step_outputs(predictions, labels, k=20, xla_compatible=True):
         "hit_at_one": hit_at_one,
         "perr": perr,
     }
+
+
+_STEP_FUNCTIONS = {}
+
+
+def _compiled_step_outputs(predictions, labels, k):
+    """`top_k_step_outputs(predictions, labels, k, xla_compatible=False)` through a tf.function traced once per
+    (k, class count, dtypes), any batch size: `EvaluationMetrics.accumulate` runs it for every batch, and one graph
+    call costs less than the same ops run eagerly one by one."""
+    predictions = tf.convert_to_tensor(predictions)
+    labels = tf.convert_to_tensor(labels)
+    if predictions.shape.rank != 2 or predictions.shape[-1] is None:
+        return top_k_step_outputs(predictions, labels, k, xla_compatible=False)  # let it raise its own error
+    key = (int(k), int(predictions.shape[-1]), predictions.dtype, labels.dtype)
+    if key not in _STEP_FUNCTIONS:
+        _STEP_FUNCTIONS[key] = tf.function(
+            lambda p, l: top_k_step_outputs(p, l, key[0], xla_compatible=False),
+            input_signature=[tf.TensorSpec([None, key[1]], key[2]), tf.TensorSpec([None, None], key[3])])
+    return _STEP_FUNCTIONS[key](predictions, labels)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,7 +348,7 @@ class EvaluationMetrics:
 
     def accumulate(self, predictions, labels, loss=None):
         """Adds a [B, C] batch; returns this batch's mean `hit_at_one`, `perr`, `loss` (nan if no loss)."""
-        outputs = top_k_step_outputs(predictions, labels, self.top_k, xla_compatible=False)
+        outputs = _compiled_step_outputs(predictions, labels, self.top_k)
         return self.accumulate_top_k(**outputs, loss=loss)
 
     def accumulate_top_k(
