@@ -33,7 +33,7 @@ TINY = {**FRAME_INPUT, "lstm_cells": 8, "cnn_filters": 4, "mlp_hidden_sizes": "8
 SMALL = {**FRAME_INPUT, "lstm_cells": 16, "lstm_layers": 1, "cnn_filters": 16, "mlp_hidden_sizes": "32",
          "dbof_cluster_size": 32, "dbof_hidden_size": 16, "iterations": 8, "moe_hidden_size": 0}
 TRAIN_KEYS = set(TrainOptions.__dataclass_fields__)
-MODEL_PRESETS = sorted(name for name in presets.PRESETS if name != "paper-training")
+MODEL_PRESETS = sorted(presets.PAPER_GAP)  # the paper rows (not paper-training, not the video-level recipes)
 
 
 def frame_settings(**overrides):

@@ -18,6 +18,8 @@ MODEL_FLAGS = (
     "dbof_cluster_size", "dbof_hidden_size", "dbof_add_batch_norm", "dbof_pooling_method",
     "cnn_filters", "position_encoding_length", "noise_scale", "pooling_l2_normalize",
     "label_alpha", "label_beta", "label_gamma", "huber_delta", "center_loss_lambda",
+    "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing",
+    "knn_memory_size", "knn_k", "knn_temperature", "knn_weight",
 )
 
 
@@ -42,8 +44,13 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_string("label_loss", "CrossEntropyLoss", "Loss L (CrossEntropyLoss, HingeLoss, SoftmaxLoss, "
                         "PseudoHuberLoss).", flag_values=flag_values)
     flags.DEFINE_float("l2_penalty", 1e-8, "L2 penalty of the classifier weights.", lower_bound=0.0, flag_values=flag_values)
-    flags.DEFINE_float("output_bias_init", 0.0, "Initial output bias (logit) of the classifiers; "
-                       "e.g. -6.9 = log(1/1000) for rare classes.", flag_values=flag_values)
+    flags.DEFINE_float("output_bias_init", 0.0, "Initial output bias (logit) of the classifiers: LogisticModel's "
+                       "bias, MoeModel's expert biases, MlpModel's output bias (which exists only when this is not "
+                       "0); e.g. -6.9 = log(1/1000) for rare classes.", flag_values=flag_values)
+    flags.DEFINE_enum("input_normalization", "none", ["none", "l2", "l2_scaled"],
+                      "Normalise each input feature (--feature_names block) to unit L2 norm (l2), or to L2 norm "
+                      "sqrt(width) (l2_scaled), as the model's first op; frame-level: every frame.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("moe_num_mixtures", 2, "Experts per class in MoeModel.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("moe_hidden_size", 0, "Hidden width d' of the 2-layer MoE (Eq. 16-17); 0 = 1 layer.",
                          lower_bound=0, flag_values=flag_values)
@@ -51,6 +58,19 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_bool("mlp_layer_norm", False, "Layer normalization in every MlpModel layer.", flag_values=flag_values)
     flags.DEFINE_float("mlp_dropout", 0.0, "Dropout rate after every MlpModel layer.", lower_bound=0.0,
                        upper_bound=0.99, flag_values=flag_values)
+    flags.DEFINE_string("mlp_activation", "relu", "Activation of the MlpModel hidden layers (a Keras name: relu, "
+                        "gelu, ...).", flag_values=flag_values)
+    flags.DEFINE_float("mlp_input_noise", 0.0, "Standard deviation of Gaussian noise added to the MlpModel input "
+                       "while training (0: none).", lower_bound=0.0, flag_values=flag_values)
+    flags.DEFINE_integer("knn_memory_size", 0, "MlpModel only: keep a memory of this many training videos (keyed "
+                         "by the last hidden layer) and mix a k-NN vote into the predictions; 0: off. Should be at "
+                         "least the number of training videos.", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("knn_k", 50, "Neighbours voting in the k-NN memory.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_float("knn_temperature", 0.05, "Temperature of the k-NN vote weights over cosine similarities.",
+                       lower_bound=1e-6, flag_values=flag_values)
+    flags.DEFINE_float("knn_weight", 0.3, "Weight of the k-NN vote in the predictions.", lower_bound=0.0,
+                       upper_bound=1.0, flag_values=flag_values)
     flags.DEFINE_integer("lstm_cells", 1024, "LSTM cell size d (paper 1152).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_float("lstm_dropout", 0.0, "Dropout rate on the LSTM outputs.", lower_bound=0.0, upper_bound=0.99, flag_values=flag_values)
@@ -70,6 +90,8 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_float("label_beta", 0.0, "beta (fixed M_c) of the label processing layer (Eq. 20).", flag_values=flag_values)
     flags.DEFINE_float("label_gamma", 0.0, "gamma (trainable M'_c) of the label processing layer (Eq. 20).", flag_values=flag_values)
     flags.DEFINE_float("huber_delta", 0.5, "delta of PseudoHuberLoss (Eq. 23).", lower_bound=1e-6, flag_values=flag_values)
+    flags.DEFINE_float("label_smoothing", 0.0, "Binary label smoothing s of CrossEntropyLoss / PseudoHuberLoss: "
+                       "targets y (1 - s) + s / 2.", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
     flags.DEFINE_float("center_loss_lambda", 0.0, "lambda of the multi-label center loss (Eq. 22); 0 = off.",
                        lower_bound=0.0, flag_values=flag_values)
 

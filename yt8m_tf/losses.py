@@ -22,25 +22,35 @@ import tensorflow as tf
 from keras import ops
 
 
-def _elementwise_cross_entropy(labels, predictions, epsilon):
+def smooth_labels(labels, label_smoothing):
+    """Binary label smoothing (as keras.losses.BinaryCrossentropy): y -> y (1 - s) + s / 2."""
     y = ops.cast(labels, "float32")
+    if not label_smoothing:
+        return y
+    return y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
+def _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing=0.0):
+    y = smooth_labels(labels, label_smoothing)
     p = ops.clip(ops.cast(predictions, "float32"), 0.0, 1.0)
     return -(y * ops.log(p + epsilon) + (1.0 - y) * ops.log(1.0 - p + epsilon))
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def cross_entropy(labels, predictions, epsilon=1e-5):
+def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0):
     """Starter `CrossEntropyLoss`: `-sum_c [y log(p + eps) + (1 - y) log(1 - p + eps)]` per example.
+
+    `label_smoothing` s > 0 replaces y by y (1 - s) + s / 2 (`--label_smoothing`; 0 = the starter's loss).
 
     epsilon 1e-5 is the starter's value since Feb 2017 (`10e-6` in seilna/youtube-8m losses.py, `1e-5` in
     google/youtube-8m). Predictions are clipped to [0, 1] first (a no-op for sigmoid / MoE outputs) so the
     unclipped label-processing scores of Eq. 20 cannot produce NaN.
     """
-    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon), axis=-1)
+    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5):
+def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5, label_smoothing=0.0):
     """Pseudo-Huber loss on the cross entropy (Eq. 23): `delta^2 (sqrt(1 + (L_CE / delta)^2) - 1)`.
 
     As in the original code (seilna/youtube-8m losses.py `Huber_CrossEntropyLoss`), L_CE is the PER-CLASS
@@ -48,9 +58,10 @@ def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5):
     summed over classes. Each term is ~L_CE^2 / 2 when L_CE << delta and ~delta * L_CE when L_CE >> delta.
     delta defaults to 0.5, the original `--delta` flag default and the paper's best value (Table 4).
     Computed as the algebraically equal `L_CE^2 / (sqrt(1 + (L_CE/delta)^2) + 1)`, which keeps float32
-    precision for the many tiny per-class terms where `sqrt(1 + r^2) - 1` would cancel.
+    precision for the many tiny per-class terms where `sqrt(1 + r^2) - 1` would cancel. `label_smoothing` as in
+    `cross_entropy`.
     """
-    ce = _elementwise_cross_entropy(labels, predictions, epsilon)
+    ce = _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing)
     return ops.sum(ops.square(ce) / (ops.sqrt(1.0 + ops.square(ce / delta)) + 1.0), axis=-1)
 
 

@@ -12,7 +12,17 @@ import readers
 from yt8m_tf import classifiers, pooling
 from yt8m_tf.label_processing import LabelProcessing
 from yt8m_tf.losses import MultiLabelCenterLoss
-from yt8m_tf.model import VideoClassifier
+from yt8m_tf.model import FeatureNormalization, VideoClassifier
+
+# Settings added after model_flags.json files were first written: a train_dir without them was trained with these.
+LATER_DEFAULTS = {
+    "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
+    "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3,
+}
+
+
+def _get(s, name):
+    return s.get(name, LATER_DEFAULTS.get(name))
 
 
 def _sizes(text):
@@ -56,11 +66,24 @@ CLASSIFIERS = {
         s["num_classes"], l2_penalty=s["l2_penalty"], bias_initializer_value=s["output_bias_init"]),
     "MoeModel": lambda s: classifiers.MoE(
         s["num_classes"], num_mixtures=s["moe_num_mixtures"], l2_penalty=s["l2_penalty"],
-        hidden_size=s["moe_hidden_size"] or None),
+        hidden_size=s["moe_hidden_size"] or None, expert_bias_initializer_value=s["output_bias_init"]),
+    # The output bias exists only when --output_bias_init is set (the original `NN` has none).
     "MlpModel": lambda s: classifiers.MLP(
         s["num_classes"], hidden_sizes=_sizes(s["mlp_hidden_sizes"]), layer_norm=s["mlp_layer_norm"],
-        dropout=s["mlp_dropout"], l2_penalty=s["l2_penalty"]),
+        dropout=s["mlp_dropout"], l2_penalty=s["l2_penalty"], activation=_get(s, "mlp_activation"),
+        input_noise=_get(s, "mlp_input_noise"), use_output_bias=bool(s["output_bias_init"]),
+        output_bias_initializer_value=s["output_bias_init"]),
 }
+
+
+def _classifier(name, s):
+    """h by name, wrapped in the k-NN memory when --knn_memory_size is set."""
+    h = CLASSIFIERS[name](s)
+    if not _get(s, "knn_memory_size"):
+        return h
+    h.name = "head"  # a fixed name: weight paths are checkpoint keys
+    return classifiers.KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
+                                 temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"))
 
 # Heads that read the frames themselves (paper 2.3.1): no pooling g.
 FRAME_HEADS = {
@@ -92,6 +115,14 @@ def check_settings(settings):
                                  f"'{settings['video_level_classifier_model']}'; valid: {', '.join(CLASSIFIERS)}")
     if name in FRAME_HEADS and settings.get("center_loss_lambda"):
         raise ModelSettingsError(f"--center_loss_lambda needs a pooled embedding; {name} has none")
+    head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
+    if _get(settings, "knn_memory_size"):
+        if name in FRAME_HEADS or name == "FrameLevelLogisticModel" or head != "MlpModel":
+            raise ModelSettingsError("--knn_memory_size needs MlpModel as the classifier (--model=MlpModel, or "
+                                     "--video_level_classifier_model=MlpModel under a pooling model)")
+        if _get(settings, "knn_k") > _get(settings, "knn_memory_size"):
+            raise ModelSettingsError(f"--knn_k {_get(settings, 'knn_k')} is larger than --knn_memory_size "
+                                     f"{_get(settings, 'knn_memory_size')}")
 
 
 def needs_label_stats(settings):
@@ -108,11 +139,11 @@ def build_model(settings, class_counts=None, correlation=None, jit_compile=False
     if name in FRAME_HEADS:
         g, h = None, FRAME_HEADS[name](settings, build)
     elif name in CLASSIFIERS:
-        g, h = None, CLASSIFIERS[name](settings)
+        g, h = None, _classifier(name, settings)
     else:
         g = POOLINGS[name](settings, build)
-        h = CLASSIFIERS["LogisticModel" if name == "FrameLevelLogisticModel"
-                        else settings["video_level_classifier_model"]](settings)
+        h = _classifier("LogisticModel" if name == "FrameLevelLogisticModel"
+                        else settings["video_level_classifier_model"], settings)
     c = None
     if settings["label_beta"] or settings["label_gamma"] or settings["label_alpha"] != 1.0:
         c = LabelProcessing(settings["num_classes"], alpha=settings["label_alpha"], beta=settings["label_beta"],
@@ -121,7 +152,12 @@ def build_model(settings, class_counts=None, correlation=None, jit_compile=False
     h.name = "classifier"
     if g is not None:
         g.name = "pooling"
-    model = VideoClassifier(h, pooling=g, label_processing=c, name="video_classifier")
+    normalization = None
+    if _get(settings, "input_normalization") != "none":
+        normalization = FeatureNormalization(_sizes(settings["feature_sizes"]), _get(settings, "input_normalization"),
+                                             name="input_normalization")
+    model = VideoClassifier(h, pooling=g, label_processing=c, input_normalization=normalization,
+                            name="video_classifier")
     build_for_input(model, settings)
     if c is not None and correlation is not None:
         c.set_correlation(np.asarray(correlation, np.float32))
@@ -135,7 +171,13 @@ def build_center_loss(settings):
 
 
 def loss_kwargs(settings):
-    return {"delta": settings["huber_delta"]} if settings["label_loss"] == "PseudoHuberLoss" else {}
+    kwargs = {"delta": settings["huber_delta"]} if settings["label_loss"] == "PseudoHuberLoss" else {}
+    if _get(settings, "label_smoothing"):
+        if settings["label_loss"] not in ("CrossEntropyLoss", "PseudoHuberLoss"):
+            raise ModelSettingsError(f"--label_smoothing applies to CrossEntropyLoss and PseudoHuberLoss, not "
+                                     f"{settings['label_loss']}")
+        kwargs["label_smoothing"] = _get(settings, "label_smoothing")
+    return kwargs
 
 
 def dummy_batch(settings, batch_size=2):

@@ -1,11 +1,12 @@
 """Classification layers h (paper 2.3): (B, d) pooled vector -> (B, num_classes) float32 probabilities.
 
 `ManyToMany` reads the frames instead (`takes_frames = True`). `CLASSIFIERS` maps names to classes so a config
-can choose one by name.
+can choose one by name. `KnnMemory` wraps an `MLP` (a k-NN vote over the training videos mixed into its output).
 """
 
 from yt8m_tf.classifiers.logistic import Logistic
 from yt8m_tf.classifiers.many_to_many import ManyToMany
+from yt8m_tf.classifiers.memory import KnnMemory
 from yt8m_tf.classifiers.mlp import MLP
 from yt8m_tf.classifiers.moe import MoE
 from yt8m_tf.classifiers.regularizers import slim_l2
@@ -17,4 +18,4 @@ CLASSIFIERS = {
     "ManyToMany": ManyToMany,
 }
 
-__all__ = ["CLASSIFIERS", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]
+__all__ = ["CLASSIFIERS", "KnnMemory", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]

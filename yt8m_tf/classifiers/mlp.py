@@ -16,7 +16,11 @@ class MLP(keras.layers.Layer):
         layer_norm=False: h <- activation(W h + b)                   (the "MLP-4096" row; no original code)
 
     then `dropout` (0 = none; the original `NN` has none), and the output `O_h = sigmoid(W_o h)`, without an
-    output bias as in `NN` (`use_output_bias=True` adds one). Every kernel carries the starter L2 penalty.
+    output bias as in `NN` (`use_output_bias=True` adds one, initialised to `output_bias_initializer_value`, e.g.
+    log(1/1000) so that 3862 rare classes start near their prior). Every kernel carries the starter L2 penalty.
+    `input_noise` adds Gaussian noise of that standard deviation to the input while training (a regulariser for
+    small data sets; see docs/QUALITY.md). `features(x)` and `classify(h)` split the layer at its last hidden
+    layer, for heads that reuse the hidden representation (`KnnMemory`).
     The original layer norm (`tf.contrib.layers.layer_norm`) used epsilon 1e-12; `layer_norm_epsilon`
     defaults to 1e-6, which is the same in practice on 4096-wide activations and safer in low precision.
 
@@ -29,6 +33,8 @@ class MLP(keras.layers.Layer):
         l2_penalty: float, starter-code L2 factor on every kernel (see `regularizers.slim_l2`). Default 1e-8.
         layer_norm_epsilon: float, epsilon of the layer normalisations. Default 1e-6.
         use_output_bias: bool, give the output projection a bias. Default False (original `NN`).
+        output_bias_initializer_value: float, initial value of that bias (a logit). Default 0.0.
+        input_noise: float, standard deviation of the Gaussian noise added to the input, training only. Default 0.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Input shape: (batch, d) float.
@@ -36,7 +42,8 @@ class MLP(keras.layers.Layer):
     """
 
     def __init__(self, num_classes, hidden_sizes=(4096, 4096, 4096), layer_norm=False, activation="relu",
-                 dropout=0.0, l2_penalty=1e-8, layer_norm_epsilon=1e-6, use_output_bias=False, **kwargs):
+                 dropout=0.0, l2_penalty=1e-8, layer_norm_epsilon=1e-6, use_output_bias=False,
+                 output_bias_initializer_value=0.0, input_noise=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.hidden_sizes = [int(size) for size in hidden_sizes]
@@ -46,6 +53,8 @@ class MLP(keras.layers.Layer):
         self.l2_penalty = l2_penalty
         self.layer_norm_epsilon = layer_norm_epsilon
         self.use_output_bias = use_output_bias
+        self.output_bias_initializer_value = output_bias_initializer_value
+        self.input_noise = input_noise
 
         self.hidden_layers, self.norms = [], []
         for i, size in enumerate(self.hidden_sizes):
@@ -57,8 +66,11 @@ class MLP(keras.layers.Layer):
                     epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=f"layer_norm_{i}"))
         self.hidden_activation = keras.activations.get(activation)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy) if dropout else None
-        self.logits = keras.layers.Dense(num_classes, use_bias=use_output_bias, kernel_regularizer=slim_l2(l2_penalty),
-                                         dtype=self.dtype_policy, name="logits")
+        self.noise_layer = keras.layers.GaussianNoise(input_noise, dtype=self.dtype_policy) if input_noise else None
+        self.logits = keras.layers.Dense(
+            num_classes, use_bias=use_output_bias, kernel_regularizer=slim_l2(l2_penalty),
+            bias_initializer=keras.initializers.Constant(output_bias_initializer_value), dtype=self.dtype_policy,
+            name="logits")
 
     def build(self, input_shape):
         shape = input_shape
@@ -69,8 +81,23 @@ class MLP(keras.layers.Layer):
                 self.norms[i].build(shape)
         self.logits.build(shape)
 
+    @property
+    def feature_size(self):
+        """Width of `features(x)`: the last hidden layer (the input width when there is none)."""
+        return self.hidden_sizes[-1] if self.hidden_sizes else None
+
     def call(self, x, training=None):
+        return self.classify(self.features(x, training=training))
+
+    def classify(self, h):
+        """Probabilities from the last hidden layer's output."""
+        return ops.sigmoid(ops.cast(self.logits(h), "float32"))
+
+    def features(self, x, training=None):
+        """The last hidden layer's output (after activation and, when training, dropout)."""
         h = x
+        if self.noise_layer is not None:
+            h = self.noise_layer(h, training=training)
         for i, dense in enumerate(self.hidden_layers):
             h = dense(h)
             if self.layer_norm:
@@ -78,7 +105,7 @@ class MLP(keras.layers.Layer):
             h = self.hidden_activation(h)
             if self.dropout_layer is not None:
                 h = self.dropout_layer(h, training=training)
-        return ops.sigmoid(ops.cast(self.logits(h), "float32"))
+        return h
 
     def get_config(self):
         config = super().get_config()
@@ -91,5 +118,7 @@ class MLP(keras.layers.Layer):
             "l2_penalty": self.l2_penalty,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "use_output_bias": self.use_output_bias,
+            "output_bias_initializer_value": self.output_bias_initializer_value,
+            "input_noise": self.input_noise,
         })
         return config

@@ -39,6 +39,10 @@ class MoE(keras.layers.Layer):
         hidden_size: int or None, d' of the multi-layer MoE (Eq. 16-17); None gives the one-layer MoE.
         expert_hidden: bool, with `hidden_size`, whether the expert path also gets its hidden layer W_e.
         hidden_activation: str or None, activation of the hidden layer(s). Default None (linear, Eq. 16-17).
+        expert_bias_initializer_value: float, initial value of every expert's logit bias b_e,k. 0.0 (default) is
+            the starter code, which starts every class near probability E / (2 (E + 1)) (1/3 for E = 2): with
+            3862 rare classes the first steps then only push all scores down and the starter MoE under-trains on
+            small data (docs/QUALITY.md). log(1/1000) starts each class near E / (E + 1) / 1000.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Input shape: (batch, d) float.
@@ -46,7 +50,7 @@ class MoE(keras.layers.Layer):
     """
 
     def __init__(self, num_classes, num_mixtures=2, l2_penalty=1e-8, hidden_size=None, expert_hidden=True,
-                 hidden_activation=None, **kwargs):
+                 hidden_activation=None, expert_bias_initializer_value=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.num_mixtures = num_mixtures
@@ -54,6 +58,7 @@ class MoE(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.expert_hidden = expert_hidden
         self.hidden_activation = hidden_activation
+        self.expert_bias_initializer_value = expert_bias_initializer_value
 
         def hidden(name):
             return keras.layers.Dense(hidden_size, activation=hidden_activation,
@@ -63,8 +68,10 @@ class MoE(keras.layers.Layer):
         self.expert_hidden_layer = hidden("expert_hidden") if hidden_size and expert_hidden else None
         self.gates = keras.layers.Dense(num_classes * (num_mixtures + 1), use_bias=False,
                                         kernel_regularizer=slim_l2(l2_penalty), dtype=self.dtype_policy, name="gates")
-        self.experts = keras.layers.Dense(num_classes * num_mixtures, kernel_regularizer=slim_l2(l2_penalty),
-                                          dtype=self.dtype_policy, name="experts")
+        self.experts = keras.layers.Dense(
+            num_classes * num_mixtures, kernel_regularizer=slim_l2(l2_penalty),
+            bias_initializer=keras.initializers.Constant(expert_bias_initializer_value), dtype=self.dtype_policy,
+            name="experts")
 
     def build(self, input_shape):
         gate_shape = expert_shape = input_shape
@@ -96,5 +103,6 @@ class MoE(keras.layers.Layer):
             "hidden_size": self.hidden_size,
             "expert_hidden": self.expert_hidden,
             "hidden_activation": self.hidden_activation,
+            "expert_bias_initializer_value": self.expert_bias_initializer_value,
         })
         return config

@@ -32,6 +32,9 @@ class ServingModule(tf.Module):
         super().__init__(name="yt8m_serving")
         self.model = model
         self.model_variables = train_dir_lib.model_variables(model)  # tracked by path (see train_dir.model_variables)
+        # Variables that are not weights (the seed-generator states of dropout layers, e.g. an LSTM's --lstm_dropout)
+        # are captured by the traced call too; untracked, tf.saved_model.save refuses them.
+        self.other_variables = [v for v in model.variables if v.path not in self.model_variables]
         self._reader = reader
         self._top_k = min(int(top_k), reader.num_classes)
         self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])

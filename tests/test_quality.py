@@ -1,0 +1,352 @@
+"""The recipe knobs of docs/QUALITY.md, checked by hand: output bias init (logistic, MoE experts, MLP), per-feature
+input normalisation, Gaussian input noise, label smoothing, the k-NN memory head (writes, vote, dedupe, ring buffer,
+checkpoint), get_config round trips, and that the `video-best` / `video-moe` presets build. The training runs that
+produce the QUALITY.md numbers are bench/quality_video.py, not tests."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from yt8m_tf import flags as yt8m_flags, losses, presets, registry
+from yt8m_tf.classifiers import MLP, KnnMemory, Logistic, MoE
+from yt8m_tf.model import FeatureNormalization, VideoClassifier
+from yt8m_tf.training import train_dir as train_dir_lib
+
+RNG = np.random.default_rng(0)
+LOG_PRIOR = math.log(1 / 1000)
+
+
+def _model_settings(preset_name, **overrides):
+    preset = presets.get_preset(preset_name)
+    settings = yt8m_flags.default_model_settings(**{k: v for k, v in preset.items() if k in yt8m_flags.MODEL_FLAGS})
+    settings.update(overrides)
+    return settings
+
+
+def _roundtrip(layer):
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+    return keras.saving.deserialize_keras_object(config)
+
+
+# ---- output bias init -------------------------------------------------------------------------------------------
+def test_output_bias_init_reaches_every_head():
+    x = RNG.normal(size=(3, 6)).astype("float32")
+    for name in ("LogisticModel", "MoeModel", "MlpModel"):
+        settings = yt8m_flags.default_model_settings(model=name, feature_sizes="4,2", num_classes=7,
+                                                     mlp_hidden_sizes="5", output_bias_init=LOG_PRIOR)
+        model = registry.build_model(settings)
+        biases = {v.path.rsplit("/", 2)[-2]: v.numpy() for v in model.weights if v.path.endswith("bias")
+                  and ("logits" in v.path or "experts" in v.path)}
+        assert biases, name
+        for value in biases.values():
+            np.testing.assert_allclose(value, LOG_PRIOR, rtol=1e-6)
+        out = model({"video_matrix": np.zeros_like(x), "num_frames": np.ones(3, np.int32)})["predictions"].numpy()
+        prior = 1 / (1 + math.exp(-LOG_PRIOR))
+        expected = prior * 2 / 3 if name == "MoeModel" else prior  # MoE-2: 2 of 3 gates, uniform at x = 0
+        np.testing.assert_allclose(out, expected, rtol=1e-4)
+
+
+def test_starter_semantics_without_bias_init():
+    settings = yt8m_flags.default_model_settings(model="MlpModel", feature_sizes="4,2", num_classes=7,
+                                                 mlp_hidden_sizes="5")
+    model = registry.build_model(settings)
+    assert not any("logits/bias" in v.path for v in model.weights)  # the original NN has no output bias
+    moe = registry.build_model(dict(settings, model="MoeModel"))
+    np.testing.assert_array_equal([v.numpy() for v in moe.weights if v.path.endswith("experts/bias")][0], 0.0)
+
+
+def test_moe_expert_bias_formula():
+    layer = MoE(4, num_mixtures=3, expert_bias_initializer_value=-2.0)
+    out = np.asarray(layer(np.zeros((2, 5), np.float32)))
+    np.testing.assert_allclose(out, 3 / 4 / (1 + math.exp(2.0)), rtol=1e-5)
+
+
+# ---- input normalisation ----------------------------------------------------------------------------------------
+def test_feature_normalization_by_hand():
+    x = RNG.normal(size=(4, 7)).astype("float32")
+    x[1, 5:] = 0.0  # a zero block stays zero
+    for method in ("l2", "l2_scaled"):
+        out = np.asarray(FeatureNormalization([5, 2], method)(x))
+        for start, stop in ((0, 5), (5, 7)):
+            block = x[:, start:stop]
+            norm = np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-6)
+            scale = math.sqrt(stop - start) if method == "l2_scaled" else 1.0
+            np.testing.assert_allclose(out[:, start:stop], block / norm * scale, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(out[1, 5:], 0.0)
+    np.testing.assert_array_equal(np.asarray(FeatureNormalization([5, 2], "none")(x)), x)
+
+
+def test_feature_normalization_frames_and_config():
+    frames = RNG.normal(size=(2, 3, 6)).astype("float32")
+    layer = FeatureNormalization([4, 2], "l2")
+    out = np.asarray(layer(frames))
+    np.testing.assert_allclose(np.linalg.norm(out[..., :4], axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[..., 4:], axis=-1), 1.0, rtol=1e-5)
+    clone = _roundtrip(layer)
+    assert (clone.feature_sizes, clone.method) == ([4, 2], "l2")
+    np.testing.assert_array_equal(np.asarray(clone(frames)), out)
+    with pytest.raises(ValueError, match="unknown input normalization"):
+        FeatureNormalization([4, 2], "zscore")
+
+
+def test_model_applies_normalization_first_and_saves_it(tmp_path):
+    settings = yt8m_flags.default_model_settings(model="LogisticModel", feature_sizes="4,2", num_classes=5,
+                                                 input_normalization="l2")
+    model = registry.build_model(settings)
+    x = RNG.normal(size=(3, 6)).astype("float32")
+    batch = {"video_matrix": x, "num_frames": np.ones(3, np.int32)}
+    scaled = {"video_matrix": x * np.array([3, 3, 3, 3, 0.5, 0.5], np.float32), "num_frames": batch["num_frames"]}
+    np.testing.assert_allclose(model(batch)["predictions"], model(scaled)["predictions"], rtol=1e-5)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert isinstance(reloaded.input_normalization, FeatureNormalization)
+    np.testing.assert_allclose(reloaded(batch)["predictions"], model(batch)["predictions"], rtol=1e-6)
+
+
+# ---- Gaussian input noise, activation ----------------------------------------------------------------------------
+def test_mlp_input_noise_only_when_training():
+    layer = MLP(6, hidden_sizes=(5,), input_noise=0.5, activation="gelu", use_output_bias=True,
+                output_bias_initializer_value=-1.0)
+    x = RNG.normal(size=(64, 4)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), np.asarray(layer(x, training=False)))
+    assert not np.allclose(np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False)))
+    h = np.asarray(layer.features(x))
+    np.testing.assert_allclose(np.asarray(layer.classify(h)), np.asarray(layer(x)), rtol=1e-6)
+    clone = _roundtrip(layer)
+    assert (clone.input_noise, clone.activation, clone.output_bias_initializer_value) == (0.5, "gelu", -1.0)
+
+
+# ---- label smoothing --------------------------------------------------------------------------------------------
+def test_label_smoothing_by_hand():
+    y = np.array([[1, 0, 0], [0, 1, 1]], np.float32)
+    p = np.array([[0.9, 0.2, 0.01], [0.3, 0.6, 0.99]], np.float32)
+    s, eps = 0.1, 1e-5
+    t = y * (1 - s) + s / 2
+    ce = -(t * np.log(p + eps) + (1 - t) * np.log(1 - p + eps))
+    np.testing.assert_allclose(losses.cross_entropy(y, p, label_smoothing=s), ce.sum(1), rtol=1e-5)
+    huber = (0.5 ** 2 * (np.sqrt(1 + (ce / 0.5) ** 2) - 1)).sum(1)
+    np.testing.assert_allclose(losses.pseudo_huber_cross_entropy(y, p, label_smoothing=s), huber, rtol=1e-4)
+    np.testing.assert_allclose(losses.cross_entropy(y, p, label_smoothing=0.0), losses.cross_entropy(y, p))
+    settings = yt8m_flags.default_model_settings(label_smoothing=s)
+    loss = losses.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
+    np.testing.assert_allclose(loss(y, p), ce.sum(1), rtol=1e-5)
+    with pytest.raises(registry.ModelSettingsError, match="label_smoothing"):
+        registry.loss_kwargs(dict(settings, label_loss="HingeLoss"))
+
+
+# ---- the k-NN memory --------------------------------------------------------------------------------------------
+def _memory(size=4, k=2, weight=0.5, classes=5, temperature=0.1):
+    head = MLP(classes, hidden_sizes=(3,), layer_norm=True, name="head")
+    return KnnMemory(head, classes, memory_size=size, k=k, temperature=temperature, weight=weight)
+
+
+def _multi_hot(rows, classes=5):
+    y = np.zeros((len(rows), classes), np.float32)
+    for i, row in enumerate(rows):
+        y[i, row] = 1
+    return y
+
+
+def test_knn_memory_vote_by_hand():
+    layer = _memory()
+    x = RNG.normal(size=(3, 4)).astype("float32")
+    labels = _multi_hot([[0], [1, 2], [4]])
+    before = np.asarray(layer(x, training=False))  # empty memory: the MLP alone
+    np.testing.assert_allclose(before, np.asarray(layer.classifier(x)), rtol=1e-6)
+    train_out = np.asarray(layer(x, labels=labels, training=True))
+    np.testing.assert_allclose(train_out, np.asarray(layer.classifier(x)), rtol=1e-6)  # training: the MLP's output
+    assert int(layer.count.numpy()) == 3
+
+    q = RNG.normal(size=(2, 4)).astype("float32")
+    keys = np.asarray(layer.classifier.features(x))
+    keys = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+    np.testing.assert_allclose(layer.keys.numpy()[:3], keys, atol=2e-3)  # float16 keys
+    hq = np.asarray(layer.classifier.features(q))
+    hq = hq / np.linalg.norm(hq, axis=1, keepdims=True)
+    sims = hq @ layer.keys.numpy()[:3].astype(np.float32).T
+    expected = []
+    for row in range(2):
+        top = np.argsort(-sims[row])[:2]
+        w = np.exp((sims[row, top] - sims[row, top[0]]) / 0.1)
+        expected.append((w[:, None] * labels[top]).sum(0) / w.sum())
+    mlp = np.asarray(layer.classifier(q))
+    np.testing.assert_allclose(np.asarray(layer(q, training=False)), 0.5 * mlp + 0.5 * np.array(expected),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_knn_memory_keeps_one_slot_per_video_and_wraps():
+    layer = _memory(size=4, k=3, weight=1.0)
+    x = RNG.normal(size=(2, 4)).astype("float32")
+    labels = _multi_hot([[0], [1]])
+    layer(x, labels=labels, training=True)
+    before = layer.keys.numpy().copy()
+    layer.classifier.logits.kernel.assign(layer.classifier.logits.kernel * 2)  # features unchanged
+    layer.classifier.hidden_layers[0].kernel.assign(layer.classifier.hidden_layers[0].kernel * -1)  # changed
+    layer(x[::-1], labels=labels[::-1], training=True)  # the same two videos in the next epoch
+    assert int(layer.count.numpy()) == 2  # rewritten in their own slots, not appended
+    h = np.asarray(layer.classifier.features(x))
+    np.testing.assert_allclose(layer.keys.numpy()[:2], h / np.linalg.norm(h, axis=1, keepdims=True), atol=2e-3)
+    assert not np.allclose(before[:2], layer.keys.numpy()[:2], atol=1e-2)
+    np.testing.assert_array_equal(layer.label_ids.numpy()[:2, 0], [0, 1])
+    new = RNG.normal(size=(3, 4)).astype("float32")
+    layer(new, labels=_multi_hot([[2], [3], [4]]), training=True)  # 3 new videos: slots 2, 3, then 0 (the ring)
+    assert int(layer.count.numpy()) == 5
+    np.testing.assert_array_equal(layer.label_ids.numpy()[:, 0], [4, 1, 2, 3])
+
+
+def test_knn_memory_video_twice_in_a_batch_takes_one_slot():
+    layer = _memory(size=4, k=3, weight=1.0)
+    x = RNG.normal(size=(2, 4)).astype("float32")
+    layer(np.stack([x[0], x[1], x[0]]), labels=_multi_hot([[0], [1], [0]]), training=True)
+    assert int(layer.count.numpy()) == 2
+    votes = np.asarray(layer(x[:1], training=False))
+    h = np.asarray(layer.classifier.features(x))
+    h = h / np.linalg.norm(h, axis=1, keepdims=True)
+    w1 = np.exp((float(h[0] @ h[1]) - 1.0) / 0.1)
+    np.testing.assert_allclose(votes[0, :2], [1 / (1 + w1), w1 / (1 + w1)], rtol=2e-2, atol=1e-3)
+
+
+def test_knn_memory_vote_counts_a_duplicate_entry_once():
+    layer = _memory(size=4, k=3, weight=1.0)
+    x = RNG.normal(size=(2, 4)).astype("float32")
+    layer(x, labels=_multi_hot([[0], [1]]), training=True)
+    # A memory holding video 0 twice (the writes never do this; the vote must not count it twice anyway).
+    layer.keys.assign(np.concatenate([layer.keys.numpy()[:2], layer.keys.numpy()[:1], layer.keys.numpy()[3:]]))
+    layer.label_ids.assign(np.concatenate([layer.label_ids.numpy()[:2], layer.label_ids.numpy()[:1],
+                                           layer.label_ids.numpy()[3:]]))
+    layer.fingerprints.assign(np.concatenate([layer.fingerprints.numpy()[:2], layer.fingerprints.numpy()[:1],
+                                              layer.fingerprints.numpy()[3:]]))
+    layer.count.assign(3)
+    votes = np.asarray(layer(x[:1], training=False))
+    h = np.asarray(layer.classifier.features(x))
+    h = h / np.linalg.norm(h, axis=1, keepdims=True)
+    w1 = np.exp((float(h[0] @ h[1]) - 1.0) / 0.1)
+    # Counted twice, video 0 would get 2 / (2 + w1).
+    np.testing.assert_allclose(votes[0, :2], [1 / (1 + w1), w1 / (1 + w1)], rtol=2e-2, atol=1e-3)
+
+
+def test_knn_memory_config_and_checkpoint_round_trip(tmp_path):
+    settings = yt8m_flags.default_model_settings(model="MlpModel", feature_sizes="4,2", num_classes=6,
+                                                 mlp_hidden_sizes="5", mlp_layer_norm=True, knn_memory_size=8,
+                                                 knn_k=3, output_bias_init=LOG_PRIOR,
+                                                 input_normalization="l2_scaled")
+    trained = registry.build_model(settings)
+    batch = {"video_matrix": RNG.normal(size=(5, 6)).astype("float32"), "num_frames": np.ones(5, np.int32),
+             "labels": _multi_hot([[0], [1], [2, 3], [4], [5]], 6)}
+    trained(batch, training=True)
+    path = train_dir_lib.make_checkpoint(trained).save(str(tmp_path / "model.ckpt"))
+    fresh = registry.build_model(settings)
+    train_dir_lib.make_checkpoint(fresh).restore(path).assert_existing_objects_matched()
+    assert int(fresh.classifier.count.numpy()) == 5
+    np.testing.assert_allclose(fresh(batch)["predictions"], trained(batch)["predictions"], rtol=1e-6)
+    clone = _roundtrip(trained.classifier)
+    assert (clone.memory_size, clone.k, clone.weight, clone.classifier.hidden_sizes) == (8, 3, 0.3, [5])
+
+
+def test_knn_memory_needs_an_mlp():
+    settings = yt8m_flags.default_model_settings(model="LogisticModel", knn_memory_size=8)
+    with pytest.raises(registry.ModelSettingsError, match="knn_memory_size needs MlpModel"):
+        registry.check_settings(settings)
+    with pytest.raises(ValueError, match="features"):
+        KnnMemory(Logistic(3), 3)
+
+
+def test_knn_memory_jit_step_writes():
+    layer = _memory(size=6, k=2)
+    x = tf.constant(RNG.normal(size=(3, 4)).astype("float32"))
+    y = tf.constant(_multi_hot([[0], [1], [2]]))
+    layer(x, training=False)
+
+    @tf.function(jit_compile=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(layer(x, labels=y, training=True))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    grads = step(x, y)
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
+    assert int(layer.count.numpy()) == 3
+
+
+# ---- settings and presets ---------------------------------------------------------------------------------------
+def test_settings_without_the_new_keys_still_build():
+    """model_flags.json written before these knobs existed (no input_normalization, knn_*, ...) still loads."""
+    settings = yt8m_flags.default_model_settings(model="MlpModel", feature_sizes="4,2", num_classes=5,
+                                                 mlp_hidden_sizes="3")
+    old = {k: v for k, v in settings.items() if k not in registry.LATER_DEFAULTS}
+    assert ([(w.path, tuple(w.shape)) for w in registry.build_model(old).weights]
+            == [(w.path, tuple(w.shape)) for w in registry.build_model(settings).weights])
+
+
+@pytest.mark.parametrize("name", ["video-best", "video-moe"])
+def test_video_presets_build(name):
+    preset = presets.get_preset(name)
+    assert preset["feature_names"] == "mean_rgb,mean_audio" and preset["feature_sizes"] == "1024,128"
+    assert not preset["frame_features"]
+    unknown = set(preset) - set(yt8m_flags.MODEL_FLAGS) - {
+        "optimizer", "base_learning_rate", "warmup_steps", "learning_rate_decay", "learning_rate_decay_examples",
+        "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
+    assert not unknown, unknown
+    settings = _model_settings(name)
+    registry.check_settings(settings)
+    model = registry.build_model(settings)
+    out = model(registry.dummy_batch(settings, 2))["predictions"].numpy()
+    assert out.shape == (2, 3862) and np.all(np.isfinite(out))
+    if name == "video-best":
+        assert isinstance(model.classifier, KnnMemory) and isinstance(model.input_normalization, FeatureNormalization)
+        trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+        assert trainable == 1152 * 2048 + 2 * 2048 + 2048 * 3862 + 3862  # hidden (no bias: LN), LN, output
+
+
+def test_video_preset_flags_exist():
+    from absl import flags
+
+    values = flags.FlagValues()
+    yt8m_flags.define_model_flags(values)
+    for name in ("video-best", "video-moe"):
+        for key in presets.get_preset(name):
+            assert key in yt8m_flags.MODEL_FLAGS or key in {
+                "optimizer", "base_learning_rate", "warmup_steps", "learning_rate_decay",
+                "learning_rate_decay_examples", "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
+
+
+def test_video_classifier_config_round_trip_with_every_knob():
+    settings = yt8m_flags.default_model_settings(model="MlpModel", feature_sizes="4,2", num_classes=5,
+                                                 mlp_hidden_sizes="3", knn_memory_size=4, knn_k=2,
+                                                 input_normalization="l2", mlp_input_noise=0.2,
+                                                 mlp_activation="gelu", output_bias_init=-3.0)
+    model = registry.build_model(settings)
+    clone = VideoClassifier.from_config(json.loads(json.dumps(model.get_config())))
+    clone(registry.dummy_batch(settings))
+    clone.set_weights(model.get_weights())
+    batch = {"video_matrix": RNG.normal(size=(2, 6)).astype("float32"), "num_frames": np.ones(2, np.int32)}
+    np.testing.assert_allclose(clone(batch)["predictions"], model(batch)["predictions"], rtol=1e-6)
+
+
+def test_knn_memory_under_mirrored_strategy_equals_one_device(tmp_path):
+    """Two replicas (2 logical CPUs) gather their batches before writing: the memory holds the same videos, with
+    the same labels and (up to float rounding of the two runs) the same keys, as training on one device."""
+    from tests import cli_testing as cli
+    from yt8m_tf.training import train_dir as train_dir_lib
+
+    data = cli.write_data(tmp_path / "data", shards=2, videos=32)
+    memories = []
+    for name, extra in (("one", []), ("two", ["--strategy=mirrored", "--logical_cpu_devices=2"])):
+        train_dir = str(tmp_path / name)
+        cli.run("train.py", f"--train_data_pattern={data}", f"--train_dir={train_dir}", *cli.VIDEO_FLAGS,
+                "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=128", "--knn_k=4", "--batch_size=16",
+                "--num_epochs=2", "--deterministic", "--shuffle_buffer=1", "--num_readers=1", "--quiet", *extra)
+        memory = train_dir_lib.load_trained_model(train_dir)[0].classifier
+        assert int(memory.count.numpy()) == 64  # every training video once, after two epochs
+        order = np.lexsort(memory.fingerprints.numpy()[:64].T)
+        memories.append({"fingerprints": memory.fingerprints.numpy()[:64][order],
+                         "labels": memory.label_ids.numpy()[:64][order],
+                         "keys": memory.keys.numpy()[:64][order].astype(np.float32)})
+    np.testing.assert_allclose(memories[0]["fingerprints"], memories[1]["fingerprints"], rtol=1e-6)
+    np.testing.assert_array_equal(memories[0]["labels"], memories[1]["labels"])
+    np.testing.assert_allclose(memories[0]["keys"], memories[1]["keys"], atol=2e-2)
