@@ -71,9 +71,10 @@ def test_lstm_variants(name):
     np.testing.assert_array_equal(out[3], 0.0)  # 0-frame video
 
 
-def test_lstm_m_o_matches_numpy_last_valid_state():
+@pytest.mark.parametrize("use_cudnn", ["auto", False])  # Keras' LSTM loop / the hoisted loop
+def test_lstm_m_o_matches_numpy_last_valid_state(use_cudnn):
     frames, num_frames = _batch(width=12)  # D = 12 != d = 8: output 2d + D + d = 36
-    layer = LSTMPooling(units=UNITS, use_input_sum=True, use_output_sum=True)
+    layer = LSTMPooling(units=UNITS, use_input_sum=True, use_output_sum=True, use_cudnn=use_cudnn)
     out = np.asarray(layer(frames, num_frames))
     assert out.shape == (4, 36) and layer.output_dim(12) == 36
     kernel, recurrent, bias = [np.asarray(w, np.float64) for w in layer.rnns[0].weights]
@@ -105,6 +106,83 @@ def test_lstm_two_layers_and_l2_sums():
                                        (frames, num_frames), (4, 4 * UNITS))[0], 4 * UNITS
     assert everything.output_dim(12) == width
     assert_padding_invariant(everything, frames, num_frames)
+
+
+def _keras_loop(**kwargs):
+    """LSTMPooling running its `keras.layers.LSTM` layers with Keras' generic loop (no cuDNN, not hoisted)."""
+    layer = LSTMPooling(use_cudnn="auto", **kwargs)
+    for rnn in layer.rnns:
+        rnn.use_cudnn = False
+    return layer
+
+
+def _outputs_and_gradients(layer, frames, num_frames, training, jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def run(x, n):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = tf.cast(layer(x, n, training=training), tf.float32)
+            loss = tf.reduce_sum(out * tf.sin(tf.range(out.shape[-1], dtype=tf.float32)))  # every column counts
+        return out, tape.gradient(loss, [x] + layer.trainable_variables)
+    out, grads = run(tf.constant(frames), tf.constant(num_frames))
+    return np.asarray(out), [np.asarray(g) for g in grads]
+
+
+@pytest.mark.parametrize("training,jit_compile", [(False, False), (True, True)])
+def test_hoisted_lstm_matches_keras_loop(training, jit_compile):
+    """use_cudnn=False (the input projection out of the time loop) == Keras' LSTM loop with the same weights:
+    outputs and gradients (frames and weights), 2 layers, both sums, garbage padding, 0 to T frames."""
+    frames, _ = _batch(batch=4, steps=9, width=12)
+    frames = np.concatenate([frames, frames[:2]])
+    num_frames = np.array([9, 3, 1, 0, 5, 8], np.int32)
+    frames[np.arange(9)[None, :] >= num_frames[:, None]] = 7.0  # padding the mask must hide
+    kwargs = dict(units=UNITS, num_layers=2, use_input_sum=True, use_output_sum=True, all_layer_states=True)
+    hoisted, reference = LSTMPooling(use_cudnn=False, **kwargs), _keras_loop(**kwargs)
+    hoisted(frames, num_frames)
+    reference(frames, num_frames)
+    reference.set_weights(hoisted.get_weights())
+    out, grads = _outputs_and_gradients(hoisted, frames, num_frames, training, jit_compile)
+    expected_out, expected_grads = _outputs_and_gradients(reference, frames, num_frames, training, jit_compile)
+    np.testing.assert_allclose(out, expected_out, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(out[3], 0.0)
+    for grad, expected in zip(grads, expected_grads):
+        np.testing.assert_allclose(grad, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_hoisted_lstm_weights_saving_dropout_and_xla():
+    """Same weight paths and shapes as Keras' LSTM (checkpoints load), get_config / .keras round trips, a training
+    step under jit_compile=True with dropout, and dropout only at training time (never in a 0-frame video)."""
+    frames, num_frames = _batch(width=12)
+    kwargs = dict(units=UNITS, num_layers=2, use_input_sum=True, use_output_sum=True)
+    hoisted, reference = LSTMPooling(use_cudnn=False, name="pool", **kwargs), _keras_loop(name="pool", **kwargs)
+    hoisted(frames, num_frames)
+    reference(frames, num_frames)
+    paths = [(w.path, tuple(w.shape)) for w in hoisted.weights]
+    assert paths == [(w.path, tuple(w.shape)) for w in reference.weights]
+    assert paths == [(f"pool/lstm_{k}/lstm_cell/{name}", shape) for k, width in ((0, 12), (1, UNITS))
+                     for name, shape in (("kernel", (width, 4 * UNITS)), ("recurrent_kernel", (UNITS, 4 * UNITS)),
+                                         ("bias", (4 * UNITS,)))]
+
+    dropout = dict(kwargs, use_cudnn=False, dropout=0.3, recurrent_dropout=0.3, seed=2)
+    layer, out = run_layer_test(LSTMPooling, dropout, (frames, num_frames), (4, 3 * UNITS + 12))
+    assert_padding_invariant(layer, frames, num_frames)
+    train = np.asarray(layer(frames, num_frames, training=True))
+    assert not np.allclose(train[:3], out[:3]) and np.all(train[3] == 0.0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_hoisted_lstm_mixed_precision(policy):
+    frames, num_frames = _batch()
+    kwargs = dict(units=UNITS, use_input_sum=True, use_output_sum=True, dtype=policy)
+    hoisted, reference = LSTMPooling(use_cudnn=False, **kwargs), _keras_loop(**kwargs)
+    out = hoisted(frames, num_frames)
+    reference(frames, num_frames)
+    reference.set_weights(hoisted.get_weights())
+    assert out.dtype == policy.split("_")[1] and all(w.dtype == "float32" for w in hoisted.weights)
+    np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(reference(frames, num_frames), np.float32),
+                               atol=2e-2)
+    _, grads = _outputs_and_gradients(hoisted, frames, num_frames, True, True)
+    assert all(np.all(np.isfinite(g.astype(np.float32))) for g in grads)
 
 
 def test_layer_norm_cell_matches_numpy_step():
