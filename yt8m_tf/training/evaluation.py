@@ -21,7 +21,7 @@ def make_eval_step(model, loss_fn, top_k, jit_compile=False):
     def step(inputs):
         predictions = model(inputs, training=False)["predictions"]
         labels = inputs["labels"]
-        outputs = metrics_lib.top_k_step_outputs(predictions, labels, top_k, xla_compatible=True)
+        outputs = metrics_lib.top_k_step_outputs(predictions, labels, top_k, xla_compatible=jit_compile)
         outputs["loss"] = loss_fn(labels, predictions)
         return outputs
 
