@@ -193,9 +193,11 @@ def test_knn_memory_keeps_one_slot_per_video_and_wraps():
     np.testing.assert_allclose(layer.keys.numpy()[:2], h / np.linalg.norm(h, axis=1, keepdims=True), atol=2e-3)
     assert not np.allclose(before[:2], layer.keys.numpy()[:2], atol=1e-2)
     np.testing.assert_array_equal(layer.label_ids.numpy()[:2, 0], [0, 1])
+    assert layer.capacity_note() is None
     new = RNG.normal(size=(3, 4)).astype("float32")
     layer(new, labels=_multi_hot([[2], [3], [4]]), training=True)  # 3 new videos: slots 2, 3, then 0 (the ring)
     assert int(layer.count.numpy()) == 5
+    assert "only the most recent 4 training videos" in layer.capacity_note()
     np.testing.assert_array_equal(layer.label_ids.numpy()[:, 0], [4, 1, 2, 3])
 
 
@@ -289,8 +291,8 @@ def test_video_presets_build(name):
     assert preset["feature_names"] == "mean_rgb,mean_audio" and preset["feature_sizes"] == "1024,128"
     assert not preset["frame_features"]
     unknown = set(preset) - set(yt8m_flags.MODEL_FLAGS) - {
-        "optimizer", "base_learning_rate", "warmup_steps", "learning_rate_decay", "learning_rate_decay_examples",
-        "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
+        "optimizer", "weight_decay", "base_learning_rate", "warmup_steps", "learning_rate_decay",
+        "learning_rate_decay_examples", "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
     assert not unknown, unknown
     settings = _model_settings(name)
     registry.check_settings(settings)
@@ -311,7 +313,7 @@ def test_video_preset_flags_exist():
     for name in ("video-best", "video-moe"):
         for key in presets.get_preset(name):
             assert key in yt8m_flags.MODEL_FLAGS or key in {
-                "optimizer", "base_learning_rate", "warmup_steps", "learning_rate_decay",
+                "optimizer", "weight_decay", "base_learning_rate", "warmup_steps", "learning_rate_decay",
                 "learning_rate_decay_examples", "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
 
 

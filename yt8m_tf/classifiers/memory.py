@@ -175,6 +175,15 @@ class KnnMemory(keras.layers.Layer):
             return votes, ops.cast(total > 0, "float32")
         return votes
 
+    def capacity_note(self):
+        """One line when more videos were written than the memory has slots (it then holds only the most recent
+        `memory_size` training videos), else None; the trainer prints it after training."""
+        written = int(ops.convert_to_numpy(self.count))
+        if written <= self.memory_size:
+            return None
+        return (f"the k-NN memory wrapped ({written} videos written into {self.memory_size} slots): it holds only "
+                f"the most recent {self.memory_size} training videos; raise --knn_memory_size to keep them all")
+
     # ---- the layer ------------------------------------------------------------------------------------------------
     def call(self, x, labels=None, training=None):
         hidden = self.classifier.features(x, training=training)

@@ -266,6 +266,9 @@ def train(settings, options):
     if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
         save(step)
     export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
+    capacity_note = getattr(model.classifier, "capacity_note", lambda: None)()
+    if capacity_note and is_chief:
+        print(f"note: {capacity_note}", flush=True)
     if corrupt is not None and is_chief:
         print(corrupt.summary())
     if not is_chief:
