@@ -77,6 +77,27 @@ def test_gap_tie_order_is_accumulation_order():
     assert M.calculate_gap(p, np.array([[1], [0]]), top_k=1) == pytest.approx(1.0)
 
 
+def test_packed_key_ranking_and_class_groups_equal_stable_argsort(monkeypatch):
+    # _rank_by_score (packed float32 keys, in chunks) ranks exactly as a stable argsort of -scores: ties in
+    # input order, -0.0 == 0.0, NaN last; _class_aps gives the same bits for any size of its class groups.
+    rng = np.random.default_rng(3)
+    special = np.array([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, -1e-45, 0.25, -0.25], np.float32)
+    scores = rng.choice(special, 3000)
+    classes, positives, keep = rng.integers(0, 7, 3000), rng.random(3000) < 0.4, rng.random(3000) < 0.7
+    denominators = np.bincount(classes[positives], minlength=7) + 1
+    order = np.argsort(-scores, kind="stable")
+    monkeypatch.setattr(M, "_KEY_CHUNK", 7)
+    ranked = M._rank_by_score(scores, classes, positives, keep)
+    for got, column in zip(ranked, (classes, positives, keep)):
+        np.testing.assert_array_equal(got, column[order])
+    for cutoff, ranked_keep in ((None, None), (3, None), (None, ranked[2])):
+        expected = M._class_aps(*ranked[:2], 7, denominators, cutoff=cutoff, ranked_keep=ranked_keep)
+        monkeypatch.setattr(M, "_CLASS_GROUP", 1000)  # groups of 2-3 classes
+        grouped = M._class_aps(*ranked[:2], 7, denominators, cutoff=cutoff, ranked_keep=ranked_keep)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(grouped, expected)
+
+
 def test_hit_at_one_ties_take_lowest_class_index():
     # argmax of [.5, .5, .1] is class 0 (as numpy.argmax in the official code)
     p = np.array([[0.5, 0.5, 0.1], [0.5, 0.5, 0.1]])

@@ -202,6 +202,41 @@ def _score_order(scores):
     return np.argsort(-np.asarray(scores), kind="stable")
 
 
+_KEY_CHUNK = 1 << 20  # entries per chunk when packing / unpacking the sort keys of `_rank_by_score`
+
+
+def _rank_by_score(scores, *columns):
+    """`[column[_score_order(scores)] for column in columns]` (flattened) with less time and memory for float32.
+
+    Each float32 score is mapped to a uint32 that orders like the score descending (NaN last, -0.0 == 0.0, as
+    `_score_order`), packed with the entry's index into one uint64 and the keys sorted in place: the same
+    ranking as a stable sort (all keys are distinct), about twice as fast as numpy's stable argsort, and
+    8 bytes per entry instead of the argsort's int64 result plus a negated copy of the scores.
+    """
+    scores = np.ascontiguousarray(scores).reshape(-1)
+    columns = [np.asarray(column).reshape(-1) for column in columns]
+    n = scores.size
+    if scores.dtype != np.float32 or n >= 1 << 32:
+        order = _score_order(scores)
+        return [column[order] for column in columns]
+    keys = np.empty(n, dtype=np.uint64)
+    for a in range(0, n, _KEY_CHUNK):
+        chunk = scores[a : a + _KEY_CHUNK]
+        bits = chunk.view(np.uint32)
+        descending = np.where(bits >> 31 == 0, bits ^ np.uint32(0x7FFFFFFF), bits)
+        descending[bits == 0x80000000] = 0x7FFFFFFF  # -0.0 ranks as 0.0
+        descending[np.isnan(chunk)] = 0xFFFFFFFF
+        keys[a : a + chunk.size] = descending.astype(np.uint64) << np.uint64(32)
+        keys[a : a + chunk.size] |= np.arange(a, a + chunk.size, dtype=np.uint64)
+    keys.sort()
+    ranked = [np.empty(n, dtype=column.dtype) for column in columns]
+    for a in range(0, n, _KEY_CHUNK):
+        index = (keys[a : a + _KEY_CHUNK] & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        for out, column in zip(ranked, columns):
+            out[a : a + index.size] = column[index]
+    return ranked
+
+
 def _ap_of_ranked(positive_ranked, num_positives):
     """Non-interpolated AP of one ranked 0/1 list with an external positive count (0 if that is 0)."""
     if num_positives <= 0:
@@ -210,38 +245,50 @@ def _ap_of_ranked(positive_ranked, num_positives):
     return float(np.sum(np.arange(1, at.size + 1) / (at + 1.0)) / num_positives)
 
 
-def _class_aps(score_order, classes, positives, num_classes, denominators, cutoff=None, keep=None):
-    """Per-class AP of flat (score, class, positive) entries.
+_CLASS_GROUP = 1 << 21  # entries per group of classes in `_class_aps` (bounds its temporary memory)
 
-    `score_order` ranks the entries by score (see `_score_order`). Each class's entries are ranked in that
-    order; only its first `cutoff` entries are looked at, and among those only entries with keep=True form
-    the list (the others are dropped without taking a rank). AP_c = sum over positives at list position j of
-    (positives up to j) / j, divided by denominators[c]; AP_c = 0 where denominators[c] <= 0.
+
+def _class_aps(ranked_classes, ranked_positives, num_classes, denominators, cutoff=None, ranked_keep=None):
+    """Per-class AP of flat (class, positive[, keep]) entries ranked by score (see `_rank_by_score`).
+
+    Each class's entries are ranked in that order; only its first `cutoff` entries are looked at, and among
+    those only entries with keep=True form the list (the others are dropped without taking a rank). AP_c = sum
+    over positives at list position j of (positives up to j) / j, divided by denominators[c]; AP_c = 0 where
+    denominators[c] <= 0. Classes are handled in groups of about `_CLASS_GROUP` entries (each class's sums are
+    the same as in one pass).
     """
     denominators = np.asarray(denominators, dtype=np.float64)
     aps = np.zeros(num_classes, dtype=np.float64)
-    if score_order.size == 0:
+    if ranked_classes.size == 0:
         return aps
-    order = score_order[np.argsort(classes[score_order], kind="stable")]  # by class, then by score
-    cls = classes[order]
-    counts = np.bincount(cls, minlength=num_classes)
-    starts = np.cumsum(counts) - counts  # first sorted index of each class
-    pos = np.asarray(positives, dtype=bool)[order]
-    if keep is not None:
-        kept = np.asarray(keep, dtype=bool)[order]
-        pos &= kept
-    at = np.flatnonzero(pos)
-    if cutoff is not None:
-        at = at[(at - starts[cls[at]]) < cutoff]
-    at_cls = cls[at]
-    pos_counts = np.bincount(at_cls, minlength=num_classes)
-    hits = np.arange(1, at.size + 1) - (np.cumsum(pos_counts) - pos_counts)[at_cls]
-    if keep is None:  # every entry of a class before the cut-off holds a list position
-        position = at - starts[at_cls] + 1
-    else:  # kept entries before the cut-off are a prefix-closed subset: count them
-        kept_before = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
-        position = kept_before[at + 1] - kept_before[starts[at_cls]]
-    sums = np.bincount(at_cls, weights=hits / position, minlength=num_classes)
+    positives = np.asarray(ranked_positives, dtype=bool)
+    keep = None if ranked_keep is None else np.asarray(ranked_keep, dtype=bool)
+    counts = np.bincount(ranked_classes, minlength=num_classes)
+    group = (np.cumsum(counts) - counts) // _CLASS_GROUP  # per class, non-decreasing
+    entry_group = group.astype(np.min_scalar_type(group[-1]))[ranked_classes] if group[-1] > 0 else None
+    sums = np.zeros(num_classes, dtype=np.float64)
+    for g in np.unique(group[counts > 0]):
+        entries = np.arange(ranked_classes.size) if entry_group is None else np.flatnonzero(entry_group == g)
+        order = entries[np.argsort(ranked_classes[entries], kind="stable")]  # by class, then by score
+        cls = ranked_classes[order]
+        class_counts = np.bincount(cls, minlength=num_classes)
+        starts = np.cumsum(class_counts) - class_counts  # first sorted index of each class
+        pos = positives[order]
+        if keep is not None:
+            kept = keep[order]
+            pos &= kept
+        at = np.flatnonzero(pos)
+        if cutoff is not None:
+            at = at[(at - starts[cls[at]]) < cutoff]
+        at_cls = cls[at]
+        pos_counts = np.bincount(at_cls, minlength=num_classes)
+        hits = np.arange(1, at.size + 1) - (np.cumsum(pos_counts) - pos_counts)[at_cls]
+        if keep is None:  # every entry of a class before the cut-off holds a list position
+            position = at - starts[at_cls] + 1
+        else:  # kept entries before the cut-off are a prefix-closed subset: count them
+            kept_before = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
+            position = kept_before[at + 1] - kept_before[starts[at_cls]]
+        sums += np.bincount(at_cls, weights=hits / position, minlength=num_classes)
     np.divide(sums, denominators, out=aps, where=denominators > 0)
     return aps
 
@@ -425,13 +472,12 @@ class EvaluationMetrics:
         return scores, classes, labels
 
     def _gap_and_class_aps(self):
-        scores, classes, labels = self._flat()
-        order = _score_order(scores)
-        gap = _ap_of_ranked(labels[order], int(self._class_positives.sum()))
+        classes, labels = _rank_by_score(*self._flat())
+        gap = _ap_of_ranked(labels, int(self._class_positives.sum()))
         denominators = self._class_positives.astype(np.float64)
         if self.top_n is not None:
             denominators = np.minimum(denominators, self.top_n)
-        aps = _class_aps(order, classes, labels, self.num_classes, denominators, cutoff=self.top_n)
+        aps = _class_aps(classes, labels, self.num_classes, denominators, cutoff=self.top_n)
         return gap, aps
 
     @property
@@ -491,7 +537,7 @@ def calculate_gap(predictions, actuals, top_k=20):
     """Global Average Precision over every video's top-k; denominator = all positives of all videos."""
     scores, _, positives = top_k_triplets(predictions, actuals, top_k)
     total = int(np.sum(np.asarray(actuals) > 0))
-    return _ap_of_ranked(positives.reshape(-1)[_score_order(scores.reshape(-1))], total)
+    return _ap_of_ranked(*_rank_by_score(scores, positives), total)
 
 
 def calculate_map(predictions, actuals, top_k=20, top_n=None):
@@ -565,14 +611,10 @@ def calculate_segment_map(
             within_k[ranked[k:], c] = False
 
     rows, cls = np.nonzero(rated & candidate)  # row-major: ties keep segment order
-    aps = _class_aps(
-        _score_order(predictions[rows, cls]),
-        cls,
-        positive[rows, cls],
-        num_classes,
-        positive.sum(axis=0),
-        keep=within_k[rows, cls],
+    ranked_classes, ranked_positives, ranked_keep = _rank_by_score(
+        predictions[rows, cls], cls, positive[rows, cls], within_k[rows, cls]
     )
+    aps = _class_aps(ranked_classes, ranked_positives, num_classes, positive.sum(axis=0), ranked_keep=ranked_keep)
     evaluated = allowed & (num_candidates > 0 if only_predicted_classes else True)
     return _segment_map_from_lists(aps, positive.sum(axis=0), evaluated)
 
@@ -650,7 +692,7 @@ class SegmentEvaluationMetrics(EvaluationMetrics):
         classes = self._rated.get("classes", empty_dtype=np.int32)
         positive = self._rated.get("positive", empty_dtype=bool)
         aps = _class_aps(
-            _score_order(scores), classes, positive, self.num_classes, self._segment_positives, cutoff=self.segment_k
+            *_rank_by_score(scores, classes, positive), self.num_classes, self._segment_positives, cutoff=self.segment_k
         )
         evaluated = np.ones(self.num_classes, dtype=bool)
         result["segment_map"] = _segment_map_from_lists(aps, self._segment_positives, evaluated)
