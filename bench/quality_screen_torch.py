@@ -244,7 +244,7 @@ DEFAULT = dict(in_norm="none", in_dropout=0.0, hidden=[2048], ln=True, act="relu
 
 
 def predict(model, x):
-    model.eval()
+    model.train(False)
     with torch.no_grad():
         out = torch.cat([model(x[i:i + 4096])[0] for i in range(0, len(x), 4096)])
     model.train()
@@ -471,7 +471,7 @@ def knn_from(tr, va, k, temp, y=None):
 
 
 def hidden_of(model, x):
-    model.eval()
+    model.train(False)
     with torch.no_grad():
         h = torch.cat([model.body(model.norm(x[i:i + 4096])) for i in range(0, len(x), 4096)])
     model.train()
@@ -610,7 +610,7 @@ def run_memory(c, M, proj=0, dedupe=False, ks=((50, 0.05),), mixes=(0.2, 0.3, 0.
             opt.step()
             step += 1
             with torch.no_grad():
-                model.eval()
+                model.train(False)
                 e = model.body(model.norm(x))
                 model.train()
                 if P is not None:
