@@ -25,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "yt8m", "v2-video"))
 L = f"{math.log(1 / 1000):.6f}"
+ADAM = ["--preset=video-best", "--optimizer=AdamOptimizer", "--weight_decay=0"]
 
 # name -> train.py flags. The order is the table's.
 ROWS = {
@@ -38,20 +39,25 @@ ROWS = {
     "mlp-reference": ["--model=MlpModel", "--mlp_hidden_sizes=2048", "--mlp_layer_norm", "--mlp_dropout=0.5",
                       f"--output_bias_init={L}", "--base_learning_rate=0.001", "--batch_size=256",
                       "--num_epochs=3"],
-    # the final recipe and one-knob ablations of it
+    "mlp-reference-nobias": ["--model=MlpModel", "--mlp_hidden_sizes=2048", "--mlp_layer_norm", "--mlp_dropout=0.5",
+                             "--base_learning_rate=0.001", "--batch_size=256", "--num_epochs=3"],
+    # the final recipe, and one-knob ablations of the recipe it was tuned as (the same with Adam, no weight decay)
     "video-best": ["--preset=video-best"],
-    "video-best-noknn": ["--preset=video-best", "--knn_memory_size=0"],
-    "video-best-nonoise": ["--preset=video-best", "--mlp_input_noise=0"],
-    "video-best-nonorm": ["--preset=video-best", "--input_normalization=none"],
-    "video-best-nobias": ["--preset=video-best", "--output_bias_init=0"],
-    "video-best-relu": ["--preset=video-best", "--mlp_activation=relu"],
-    "video-best-constlr": ["--preset=video-best", "--learning_rate_decay=1.0"],
-    "video-best-ls0.1": ["--preset=video-best", "--label_smoothing=0.1"],
-    "video-best-huber": ["--preset=video-best", "--label_loss=PseudoHuberLoss", "--huber_delta=0.5"],
-    "video-best-moe2": ["--preset=video-best", "--model=MoeModel", "--knn_memory_size=0"],
-    "video-best-4096": ["--preset=video-best", "--mlp_hidden_sizes=4096", "--base_learning_rate=0.001"],
-    "video-best-adamw": ["--preset=video-best", "--optimizer=adamw", "--weight_decay=1.0"],
-    "video-best-l2": ["--preset=video-best", "--input_normalization=l2"],
+    "video-best-wd2": ["--preset=video-best", "--weight_decay=2.0"],
+    "video-best-lr3e-3": ["--preset=video-best", "--base_learning_rate=0.003"],
+    "video-best-16ep": ["--preset=video-best", "--num_epochs=16"],
+    "video-best-dropout0.5": ["--preset=video-best", "--mlp_dropout=0.5"],
+    "video-best-adam": [*ADAM],
+    "video-best-adam-noknn": [*ADAM, "--knn_memory_size=0"],
+    "video-best-adam-nonoise": [*ADAM, "--mlp_input_noise=0"],
+    "video-best-adam-nonorm": [*ADAM, "--input_normalization=none"],
+    "video-best-adam-l2": [*ADAM, "--input_normalization=l2"],
+    "video-best-adam-nobias": [*ADAM, "--output_bias_init=0"],
+    "video-best-adam-relu": [*ADAM, "--mlp_activation=relu"],
+    "video-best-adam-constlr": [*ADAM, "--learning_rate_decay=1.0"],
+    "video-best-adam-ls0.1": [*ADAM, "--label_smoothing=0.1"],
+    "video-best-adam-huber": [*ADAM, "--label_loss=PseudoHuberLoss", "--huber_delta=0.5"],
+    "video-best-adam-moe2": [*ADAM, "--model=MoeModel", "--knn_memory_size=0"],
 }
 
 SPLITS = {"train": "validate00[0-7][0-9].tfrecord", "eval": "validate00[89][0-9].tfrecord",
