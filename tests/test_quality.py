@@ -213,6 +213,21 @@ def test_knn_memory_video_twice_in_a_batch_takes_one_slot():
     np.testing.assert_allclose(votes[0, :2], [1 / (1 + w1), w1 / (1 + w1)], rtol=2e-2, atol=1e-3)
 
 
+def test_knn_memory_finds_a_video_among_entries_sharing_the_first_projection():
+    layer = _memory(size=8, k=2)
+    layer.build((None, 4))
+    # Slots 0-4 hold five videos whose first projections agree within tolerance (slot 4: empty, count 4).
+    layer.fingerprints.assign(np.array([[5.0, 1.0], [5.0, 2.0], [5.000001, 3.0], [-2.0, 4.0], [5.0, 9.0]] +
+                                       [[0.0, 0.0]] * 3, np.float32))
+    layer.count.assign(4)
+    seen, slots = layer._find(np.array([[5.0, 3.0], [-2.0, 4.0], [5.0, 4.0], [5.0, 9.0], [7.0, 1.0]], np.float32))
+    np.testing.assert_array_equal(np.asarray(seen), [True, True, False, False, False])
+    np.testing.assert_array_equal(np.asarray(slots)[:2], [2, 3])
+    layer.count.assign(9)  # wrapped: every slot holds a video
+    seen, slots = layer._find(np.array([[5.0, 9.0]], np.float32))
+    assert bool(np.asarray(seen)[0]) and int(np.asarray(slots)[0]) == 4
+
+
 def test_knn_memory_vote_counts_a_duplicate_entry_once():
     layer = _memory(size=4, k=3, weight=1.0)
     x = RNG.normal(size=(2, 4)).astype("float32")

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 _NO_MATCH = -1e9
+_CANDIDATES = 4  # memory entries compared per query fingerprint (KnnMemory._find)
 
 
 def _replica_gather(*tensors):
@@ -127,12 +128,31 @@ class KnnMemory(keras.layers.Layer):
             ids = ops.pad(ids, [[0, 0], [0, self.max_labels - self.num_classes]], constant_values=-1)
         return ids
 
+    def _find(self, fingerprints):
+        """(seen (B,) bool, slot (B,) int64): whether each fingerprint is already in the memory, and where.
+
+        The memory's fingerprints are sorted by their first projection and each query looks at the `_CANDIDATES`
+        entries from the first one within tolerance: O(M log M + B log M) instead of comparing all B x M pairs
+        (which cost as much as the training step itself at M = 32768). A miss needs more than `_CANDIDATES`
+        other videos within 1e-6 (relative) of the same first projection."""
+        stored = ops.convert_to_tensor(self.fingerprints)
+        filled = ops.minimum(ops.convert_to_tensor(self.count), self.memory_size)
+        valid = ops.arange(self.memory_size, dtype="int64") < filled
+        first = ops.where(valid, stored[:, 0], float("inf"))  # empty slots sort last
+        order = ops.argsort(first)
+        query = fingerprints[:, 0]
+        low = ops.searchsorted(ops.take(first, order), query - 1e-6 * (1.0 + ops.abs(query)), side="left")
+        positions = ops.minimum(ops.cast(low, "int64")[:, None] + ops.arange(_CANDIDATES, dtype="int64"),
+                                self.memory_size - 1)
+        slots = ops.take(ops.cast(order, "int64"), positions)  # (B, _CANDIDATES)
+        match = self._same(fingerprints[:, None, :], ops.take(stored, slots, axis=0)) & ops.take(valid, slots)
+        hit = ops.argmax(ops.cast(match, "int32"), axis=1)
+        return ops.any(match, axis=1), ops.take_along_axis(slots, hit[:, None], axis=1)[:, 0]
+
     def _write(self, keys, label_ids, fingerprints):
         keys, label_ids, fingerprints = _replica_gather(keys, label_ids, fingerprints)
         count = ops.convert_to_tensor(self.count)  # slots ever taken by a new video
-        valid = ops.arange(self.memory_size, dtype="int64") < count
-        known = self._same(fingerprints[:, None, :], ops.convert_to_tensor(self.fingerprints)[None]) & valid[None]
-        seen = ops.any(known, axis=1)
+        seen, known_slots = self._find(fingerprints)
         # A video twice in one batch (possible at epoch boundaries) takes one slot: its first occurrence's.
         n = ops.shape(fingerprints)[0]
         order = ops.arange(n)
@@ -140,7 +160,7 @@ class KnnMemory(keras.layers.Layer):
         first = ops.argmax(ops.cast(same, "int32"), axis=1)  # index of the first occurrence in the batch
         new = ops.cast(~seen & (first == order), "int64")
         new_slots = ops.take((count + ops.cumsum(new) - new) % self.memory_size, first)
-        slots = ops.where(seen, ops.cast(ops.argmax(ops.cast(known, "int32"), axis=1), "int64"), new_slots)
+        slots = ops.where(seen, known_slots, new_slots)
         # In-place scatters (a ring buffer of up to hundreds of MB must not be copied every step).
         self.keys.value.scatter_update(tf.IndexedSlices(ops.cast(keys, "float16"), slots))
         self.label_ids.value.scatter_update(tf.IndexedSlices(label_ids, slots))
