@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from yt8m_tf import flags as yt8m_flags, losses, presets, registry
-from yt8m_tf.classifiers import MLP, KnnMemory, Logistic, MoE
+from yt8m_tf.classifiers import MLP, Ensemble, KnnMemory, Logistic, MoE
 from yt8m_tf.model import FeatureNormalization, VideoClassifier
-from yt8m_tf.training import train_dir as train_dir_lib
+from yt8m_tf.training import train_dir as train_dir_lib, trainer
 
 RNG = np.random.default_rng(0)
 LOG_PRIOR = math.log(1 / 1000)
@@ -290,6 +290,65 @@ def test_knn_memory_jit_step_writes():
     assert int(layer.count.numpy()) == 3
 
 
+# ---- the in-model ensemble ---------------------------------------------------------------------------------------
+def test_ensemble_averages_its_members_and_round_trips():
+    members = [MLP(5, hidden_sizes=(3,), layer_norm=True, name=f"member_{i}") for i in range(2)]
+    layer = Ensemble(members)
+    x = RNG.normal(size=(4, 6)).astype("float32")
+    out = np.asarray(layer(x))
+    each = [np.asarray(m(x)) for m in members]
+    assert not np.allclose(each[0], each[1])  # independently initialised
+    np.testing.assert_allclose(out, (each[0] + each[1]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(x, return_members=True)), np.stack(each, axis=1), rtol=1e-6)
+    clone = _roundtrip(layer)
+    assert [m.name for m in clone.members] == ["member_0", "member_1"]
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(x)), out, rtol=1e-6)
+
+
+def test_ensemble_members_are_trained_on_their_own_loss():
+    """The loss is the mean of the members' own losses (not the loss of their average): member 0's gradient does
+    not depend on member 1."""
+    labels = tf.constant(_multi_hot([[0], [1, 3]]))
+    loss_fn = losses.get_loss("CrossEntropyLoss")
+    p0 = tf.constant(RNG.uniform(0.05, 0.95, size=(2, 5)).astype("float32"))
+    grads = []
+    for p1 in (tf.fill((2, 5), 0.1), tf.fill((2, 5), 0.9)):
+        with tf.GradientTape() as tape:
+            tape.watch(p0)
+            outputs = {"predictions": (p0 + p1) / 2, "member_predictions": tf.stack([p0, p1], axis=1)}
+            per_example = trainer.per_example_loss(loss_fn, labels, outputs)
+        np.testing.assert_allclose(per_example, (loss_fn(labels, p0) + loss_fn(labels, p1)) / 2, rtol=1e-6)
+        grads.append(tape.gradient(per_example, p0).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    np.testing.assert_allclose(trainer.per_example_loss(loss_fn, labels, {"predictions": p0}), loss_fn(labels, p0))
+
+
+def test_ensemble_of_knn_members_trains_and_evaluates(tmp_path):
+    """--ensemble_members=2 with the memory: both members fill their own memory, eval.py reads the train_dir."""
+    from tests import cli_testing as cli
+
+    data = cli.write_data(tmp_path / "data", shards=1, videos=32)
+    train_dir = str(tmp_path / "run")
+    cli.run("train.py", f"--train_data_pattern={data}", f"--train_dir={train_dir}", *cli.VIDEO_FLAGS,
+            "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=64", "--knn_k=4", "--batch_size=16",
+            "--num_epochs=2", "--ensemble_members=2", "--shuffle_buffer=1", "--num_readers=1", "--quiet")
+    model = train_dir_lib.load_trained_model(train_dir)[0]
+    assert [int(m.count.numpy()) for m in model.classifier.members] == [32, 32]
+    assert json.load(open(f"{train_dir}/model_flags.json"))["ensemble_members"] == 2
+    metrics_file = str(tmp_path / "m.json")
+    cli.run("eval.py", f"--eval_data_pattern={data}", f"--train_dir={train_dir}", "--run_once",
+            f"--output_metrics={metrics_file}")
+    assert 0.0 < json.load(open(metrics_file))["gap"] <= 1.0
+
+
+def test_ensemble_members_setting_is_checked():
+    settings = yt8m_flags.default_model_settings(model="ManyToManyModel", frame_features=True, ensemble_members=2)
+    with pytest.raises(registry.ModelSettingsError, match="ensemble_members"):
+        registry.check_settings(settings)
+
+
 # ---- settings and presets ---------------------------------------------------------------------------------------
 def test_settings_without_the_new_keys_still_build():
     """model_flags.json written before these knobs existed (no input_normalization, knn_*, ...) still loads."""
@@ -315,9 +374,10 @@ def test_video_presets_build(name):
     out = model(registry.dummy_batch(settings, 2))["predictions"].numpy()
     assert out.shape == (2, 3862) and np.all(np.isfinite(out))
     if name == "video-best":
-        assert isinstance(model.classifier, KnnMemory) and isinstance(model.input_normalization, FeatureNormalization)
+        assert isinstance(model.classifier, Ensemble) and isinstance(model.input_normalization, FeatureNormalization)
+        assert [type(m) for m in model.classifier.members] == [KnnMemory, KnnMemory]
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        assert trainable == 1152 * 2048 + 2 * 2048 + 2048 * 3862 + 3862  # hidden (no bias: LN), LN, output
+        assert trainable == 2 * (1152 * 2048 + 2 * 2048 + 2048 * 3862 + 3862)  # hidden (no bias: LN), LN, output
 
 
 def test_video_preset_flags_exist():

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from yt8m_tf.classifiers.ensemble import Ensemble
 from yt8m_tf.quantization import dequantize
 
 INPUT_NORMALIZATIONS = ("none", "l2", "l2_scaled")
@@ -73,7 +74,8 @@ class VideoClassifier(keras.Model):
     op on the accelerator), `num_frames`, and `labels` (used only by poolings with `uses_labels`, at training time).
     Output: dict with `predictions` (B, num_classes) float32 probabilities and `embedding`, the input of h (O_g),
     which the center loss (2.5.1) pulls toward class centers. Classifiers with `uses_labels = True` (`KnnMemory`)
-    get `labels=` at training time, like poolings with `uses_labels`.
+    get `labels=` at training time, like poolings with `uses_labels`. With an `Ensemble` h, training outputs also
+    hold `member_predictions` (B, N, num_classes), for a loss per member.
     """
 
     def __init__(self, classifier, pooling=None, label_processing=None, input_normalization=None, **kwargs):
@@ -99,14 +101,23 @@ class VideoClassifier(keras.Model):
                 embedding = self.pooling(x, inputs["num_frames"], labels=inputs.get("labels"), training=training)
             else:
                 embedding = self.pooling(x, inputs["num_frames"], training=training)
+            kwargs = {"training": training}
             if getattr(self.classifier, "uses_labels", False):
-                predictions = self.classifier(embedding, labels=inputs.get("labels") if training else None,
-                                              training=training)
-            else:
-                predictions = self.classifier(embedding, training=training)
+                kwargs["labels"] = inputs.get("labels") if training else None
+            if training and isinstance(self.classifier, Ensemble):
+                members = self.classifier(embedding, return_members=True, **kwargs)
+                return self._member_outputs(members, embedding)
+            predictions = self.classifier(embedding, **kwargs)
         if self.label_processing is not None:
             predictions = self.label_processing(predictions)
         return {"predictions": ops.cast(predictions, "float32"), "embedding": embedding}
+
+    def _member_outputs(self, members, embedding):
+        """Training outputs of an `Ensemble` h: also `member_predictions` (B, N, num_classes), C applied to each."""
+        if self.label_processing is not None:
+            shape = ops.shape(members)
+            members = ops.reshape(self.label_processing(ops.reshape(members, (-1, shape[-1]))), shape)
+        return {"predictions": ops.mean(members, axis=1), "member_predictions": members, "embedding": embedding}
 
     def get_config(self):
         config = super().get_config()

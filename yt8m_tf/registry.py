@@ -17,7 +17,7 @@ from yt8m_tf.model import FeatureNormalization, VideoClassifier
 # Settings added after model_flags.json files were first written: a train_dir without them was trained with these.
 LATER_DEFAULTS = {
     "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
-    "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3,
+    "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3, "ensemble_members": 1,
 }
 
 
@@ -76,7 +76,7 @@ CLASSIFIERS = {
 }
 
 
-def _classifier(name, s):
+def _member(name, s):
     """h by name, wrapped in the k-NN memory when --knn_memory_size is set."""
     h = CLASSIFIERS[name](s)
     if not _get(s, "knn_memory_size"):
@@ -84,6 +84,17 @@ def _classifier(name, s):
     h.name = "head"  # a fixed name: weight paths are checkpoint keys
     return classifiers.KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
                                  temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"))
+
+
+def _classifier(name, s):
+    """h, or --ensemble_members independent copies of it averaged (classifiers.Ensemble)."""
+    count = _get(s, "ensemble_members")
+    if count == 1:
+        return _member(name, s)
+    members = [_member(name, s) for _ in range(count)]
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    return classifiers.Ensemble(members)
 
 # Heads that read the frames themselves (paper 2.3.1): no pooling g.
 FRAME_HEADS = {
@@ -116,6 +127,9 @@ def check_settings(settings):
     if name in FRAME_HEADS and settings.get("center_loss_lambda"):
         raise ModelSettingsError(f"--center_loss_lambda needs a pooled embedding; {name} has none")
     head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
+    if _get(settings, "ensemble_members") < 1 or (name in FRAME_HEADS and _get(settings, "ensemble_members") > 1):
+        raise ModelSettingsError(f"--ensemble_members {_get(settings, 'ensemble_members')}: needs at least 1, and "
+                                 f"exactly 1 for {name}")
     if _get(settings, "knn_memory_size"):
         if name in FRAME_HEADS or name == "FrameLevelLogisticModel" or head != "MlpModel":
             raise ModelSettingsError("--knn_memory_size needs MlpModel as the classifier (--model=MlpModel, or "

@@ -1,9 +1,11 @@
 """Classification layers h (paper 2.3): (B, d) pooled vector -> (B, num_classes) float32 probabilities.
 
 `ManyToMany` reads the frames instead (`takes_frames = True`). `CLASSIFIERS` maps names to classes so a config
-can choose one by name. `KnnMemory` wraps an `MLP` (a k-NN vote over the training videos mixed into its output).
+can choose one by name. `KnnMemory` wraps an `MLP` (a k-NN vote over the training videos mixed into its output);
+`Ensemble` averages independently trained copies of a classifier.
 """
 
+from yt8m_tf.classifiers.ensemble import Ensemble
 from yt8m_tf.classifiers.logistic import Logistic
 from yt8m_tf.classifiers.many_to_many import ManyToMany
 from yt8m_tf.classifiers.memory import KnnMemory
@@ -18,4 +20,4 @@ CLASSIFIERS = {
     "ManyToMany": ManyToMany,
 }
 
-__all__ = ["CLASSIFIERS", "KnnMemory", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]
+__all__ = ["CLASSIFIERS", "Ensemble", "KnnMemory", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]

@@ -75,6 +75,15 @@ def _batch_gap(predictions, labels, k=20):
     return tf.math.divide_no_nan(tf.reduce_sum(precision * hits), tf.reduce_sum(labels))
 
 
+def per_example_loss(loss_fn, labels, outputs):
+    """(B,) loss of the model's outputs; for an ensemble h (`member_predictions`) the mean of every member's loss
+    on its own predictions, so that each member is trained as if alone."""
+    if "member_predictions" not in outputs:
+        return loss_fn(labels, tf.cast(outputs["predictions"], tf.float32))
+    members = tf.unstack(tf.cast(outputs["member_predictions"], tf.float32), axis=1)
+    return tf.add_n([loss_fn(labels, member) for member in members]) / len(members)
+
+
 def train(settings, options):
     """Trains the model described by `settings` (a plain dict, see yt8m_tf.registry) as `options` say.
     Returns a dict with the final step, loss and paths."""
@@ -171,7 +180,7 @@ def train(settings, options):
         with tf.GradientTape() as tape:
             outputs = model(batch, training=True)
             predictions = tf.cast(outputs["predictions"], tf.float32)
-            per_example = loss_fn(labels, predictions)
+            per_example = per_example_loss(loss_fn, labels, outputs)
             if center_loss is not None:
                 per_example += center_lambda * center_loss(outputs["embedding"], labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
