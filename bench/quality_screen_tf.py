@@ -7,6 +7,7 @@ time, which makes it a screen for ideas that the CLI then confirms:
 
     python bench/quality_screen_tf.py                          # the video-best member (GAP of the mix on the last line)
     python bench/quality_screen_tf.py --members=2              # two members averaged (= --ensemble_members=2)
+    python bench/quality_screen_tf.py --focal_gamma_neg=0      # plain cross entropy (the member before the focusing)
     python bench/quality_screen_tf.py --mode=target --a=0.3    # targets smoothed by leave-one-out k-NN votes
     python bench/quality_screen_tf.py --mode=mix --a=0.3       # loss on the mix with leave-one-out votes
     python bench/quality_screen_tf.py --sam=0.05               # sharpness-aware minimisation
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from yt8m_tf import metrics  # noqa: E402
+from yt8m_tf import losses, metrics  # noqa: E402
 from yt8m_tf.classifiers.mlp import MLP  # noqa: E402
 from yt8m_tf.training import optimization  # noqa: E402
 
@@ -40,6 +41,7 @@ ap.add_argument('--out', default='', help='save the eval predictions (p, v) to t
 ap.add_argument('--sam', type=float, default=0.0)
 ap.add_argument('--rdrop', type=float, default=0.0)
 ap.add_argument('--members', type=int, default=1)
+ap.add_argument('--focal_gamma_neg', type=float, default=1.0)
 args = ap.parse_args()
 keras.utils.set_random_seed(args.seed)
 D = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'yt8m', 'v2-video', '')
@@ -80,10 +82,9 @@ opt.build(mlp.trainable_variables)
 Xt, Yt = tf.constant(X), tf.constant(Y)
 V = tf.Variable(tf.zeros((N, C)), trainable=False)
 have_v = tf.Variable(0.0, trainable=False)
-EPS = 1e-5
 
 def ce(t, p):
-    return tf.reduce_mean(tf.reduce_sum(-(t * tf.math.log(p + EPS) + (1 - t) * tf.math.log(1 - p + EPS)), -1))
+    return tf.reduce_mean(losses.cross_entropy(t, p, focal_gamma_neg=args.focal_gamma_neg))
 
 @tf.function
 def step(idx):

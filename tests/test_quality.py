@@ -139,6 +139,22 @@ def test_label_smoothing_by_hand():
         registry.loss_kwargs(dict(settings, label_loss="HingeLoss"))
 
 
+def test_focal_gamma_neg_by_hand():
+    y = np.array([[1, 0, 0], [0, 1, 1]], np.float32)
+    p = np.array([[0.9, 0.2, 0.01], [0.3, 0.6, 0.99]], np.float32)
+    eps = 1e-5
+    # Video 1: the positive keeps -log(0.9); the negatives are weighted by their own probability (gamma 1).
+    first = -(np.log(0.9 + eps) + 0.2 * np.log(0.8 + eps) + 0.01 * np.log(0.99 + eps))
+    second = -(0.3 ** 2 * np.log(0.7 + eps) + np.log(0.6 + eps) + np.log(0.99 + eps))
+    np.testing.assert_allclose(losses.cross_entropy(y[:1], p[:1], focal_gamma_neg=1.0), [first], rtol=1e-5)
+    np.testing.assert_allclose(losses.cross_entropy(y[1:], p[1:], focal_gamma_neg=2.0), [second], rtol=1e-5)
+    settings = yt8m_flags.default_model_settings(focal_gamma_neg=1.0)
+    loss = losses.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
+    np.testing.assert_allclose(loss(y[:1], p[:1]), [first], rtol=1e-5)
+    with pytest.raises(registry.ModelSettingsError, match="focal_gamma_neg"):
+        registry.loss_kwargs(dict(settings, label_loss="PseudoHuberLoss"))
+
+
 # ---- the k-NN memory --------------------------------------------------------------------------------------------
 def _memory(size=4, k=2, weight=0.5, classes=5, temperature=0.1):
     head = MLP(classes, hidden_sizes=(3,), layer_norm=True, name="head")
@@ -376,6 +392,7 @@ def test_video_presets_build(name):
     if name == "video-best":
         assert isinstance(model.classifier, Ensemble) and isinstance(model.input_normalization, FeatureNormalization)
         assert [type(m) for m in model.classifier.members] == [KnnMemory, KnnMemory]
+        assert registry.loss_kwargs(settings) == {"focal_gamma_neg": 1.0}
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         assert trainable == 2 * (1152 * 2048 + 2 * 2048 + 2048 * 3862 + 3862)  # hidden (no bias: LN), LN, output
 

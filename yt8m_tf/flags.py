@@ -18,7 +18,7 @@ MODEL_FLAGS = (
     "dbof_cluster_size", "dbof_hidden_size", "dbof_add_batch_norm", "dbof_pooling_method",
     "cnn_filters", "position_encoding_length", "noise_scale", "pooling_l2_normalize",
     "label_alpha", "label_beta", "label_gamma", "huber_delta", "center_loss_lambda",
-    "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing",
+    "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing", "focal_gamma_neg",
     "knn_memory_size", "knn_k", "knn_temperature", "knn_weight", "ensemble_members",
 )
 
@@ -95,6 +95,9 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_float("huber_delta", 0.5, "delta of PseudoHuberLoss (Eq. 23).", lower_bound=1e-6, flag_values=flag_values)
     flags.DEFINE_float("label_smoothing", 0.0, "Binary label smoothing s of CrossEntropyLoss / PseudoHuberLoss: "
                        "targets y (1 - s) + s / 2.", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_float("focal_gamma_neg", 0.0, "Asymmetric focusing of CrossEntropyLoss (Ridnik et al. 2021): each "
+                       "negative class term is weighted by p^gamma; 0 = the starter loss.", lower_bound=0.0,
+                       flag_values=flag_values)
     flags.DEFINE_float("center_loss_lambda", 0.0, "lambda of the multi-label center loss (Eq. 22); 0 = off.",
                        lower_bound=0.0, flag_values=flag_values)
 

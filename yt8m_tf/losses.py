@@ -30,23 +30,30 @@ def smooth_labels(labels, label_smoothing):
     return y * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
 
-def _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing=0.0):
+def _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing=0.0, focal_gamma_neg=0.0):
     y = smooth_labels(labels, label_smoothing)
     p = ops.clip(ops.cast(predictions, "float32"), 0.0, 1.0)
-    return -(y * ops.log(p + epsilon) + (1.0 - y) * ops.log(1.0 - p + epsilon))
+    negative = ops.log(1.0 - p + epsilon)
+    if focal_gamma_neg:
+        negative = ops.power(p, focal_gamma_neg) * negative
+    return -(y * ops.log(p + epsilon) + (1.0 - y) * negative)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0):
+def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0, focal_gamma_neg=0.0):
     """Starter `CrossEntropyLoss`: `-sum_c [y log(p + eps) + (1 - y) log(1 - p + eps)]` per example.
 
     `label_smoothing` s > 0 replaces y by y (1 - s) + s / 2 (`--label_smoothing`; 0 = the starter's loss).
+    `focal_gamma_neg` g > 0 weights each negative term by p^g: the asymmetric focusing of Ridnik et al. (2021,
+    "Asymmetric Loss for Multi-Label Classification", gamma+ = 0, no probability shift), which lets the thousands
+    of easy negatives of a video fade while its positives keep their full weight (`--focal_gamma_neg`; 0 = the
+    starter's loss).
 
     epsilon 1e-5 is the starter's value since Feb 2017 (`10e-6` in seilna/youtube-8m losses.py, `1e-5` in
     google/youtube-8m). Predictions are clipped to [0, 1] first (a no-op for sigmoid / MoE outputs) so the
     unclipped label-processing scores of Eq. 20 cannot produce NaN.
     """
-    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing), axis=-1)
+    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing, focal_gamma_neg), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")

@@ -18,6 +18,7 @@ from yt8m_tf.model import FeatureNormalization, VideoClassifier
 LATER_DEFAULTS = {
     "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
     "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3, "ensemble_members": 1,
+    "focal_gamma_neg": 0.0,
 }
 
 
@@ -191,6 +192,10 @@ def loss_kwargs(settings):
             raise ModelSettingsError(f"--label_smoothing applies to CrossEntropyLoss and PseudoHuberLoss, not "
                                      f"{settings['label_loss']}")
         kwargs["label_smoothing"] = _get(settings, "label_smoothing")
+    if _get(settings, "focal_gamma_neg"):
+        if settings["label_loss"] != "CrossEntropyLoss":
+            raise ModelSettingsError(f"--focal_gamma_neg applies to CrossEntropyLoss, not {settings['label_loss']}")
+        kwargs["focal_gamma_neg"] = _get(settings, "focal_gamma_neg")
     return kwargs
 
 
