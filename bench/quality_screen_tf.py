@@ -7,7 +7,7 @@ time, which makes it a screen for ideas that the CLI then confirms:
 
     python bench/quality_screen_tf.py                          # the video-best member (GAP of the mix on the last line)
     python bench/quality_screen_tf.py --members=2              # two members averaged (= --ensemble_members=2)
-    python bench/quality_screen_tf.py --focal_gamma_neg=0      # plain cross entropy (the member before the focusing)
+    python bench/quality_screen_tf.py --focal_gamma_neg=0 --lr=2e-3   # the member before the focusing and lr 3e-3
     python bench/quality_screen_tf.py --mode=target --a=0.3    # targets smoothed by leave-one-out k-NN votes
     python bench/quality_screen_tf.py --mode=mix --a=0.3       # loss on the mix with leave-one-out votes
     python bench/quality_screen_tf.py --sam=0.05               # sharpness-aware minimisation
@@ -42,6 +42,7 @@ ap.add_argument('--sam', type=float, default=0.0)
 ap.add_argument('--rdrop', type=float, default=0.0)
 ap.add_argument('--members', type=int, default=1)
 ap.add_argument('--focal_gamma_neg', type=float, default=1.0)
+ap.add_argument('--lr', type=float, default=3e-3)
 args = ap.parse_args()
 keras.utils.set_random_seed(args.seed)
 D = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'yt8m', 'v2-video', '')
@@ -76,7 +77,7 @@ class Ens:
         hs = tf.split(h, len(mlps), -1)
         return tf.add_n([m.classify(hh) for m, hh in zip(mlps, hs)]) / len(mlps)
 mlp = Ens()
-sched = optimization.learning_rate_schedule(2e-3, 0.75, 25000, B, 50)
+sched = optimization.learning_rate_schedule(args.lr, 0.75, 25000, B, 50)
 opt = optimization.make_optimizer('adamw', sched, 1.0, 1.0)
 opt.build(mlp.trainable_variables)
 Xt, Yt = tf.constant(X), tf.constant(Y)
