@@ -138,6 +138,7 @@ def check_settings(settings):
         if _get(settings, "knn_k") > _get(settings, "knn_memory_size"):
             raise ModelSettingsError(f"--knn_k {_get(settings, 'knn_k')} is larger than --knn_memory_size "
                                      f"{_get(settings, 'knn_memory_size')}")
+    loss_kwargs(settings)  # the loss options fit --label_loss: raises before train.py writes --train_dir
 
 
 def needs_label_stats(settings):
