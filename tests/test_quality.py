@@ -195,6 +195,48 @@ def test_knn_memory_vote_by_hand():
                                rtol=1e-4, atol=1e-6)
 
 
+def test_knn_memory_output_space_vote_by_hand():
+    """Output keys: the 2 largest entries of sqrt(h(x)) per training video, normalised among themselves, computed by
+    refresh_memory() from the stored hidden features with h's weights at that time; the second vote weighs
+    neighbours by the cosine of sqrt(h(q)) to those keys."""
+    head = MLP(5, hidden_sizes=(3,), layer_norm=True, name="head")
+    layer = KnnMemory(head, 5, memory_size=4, k=2, temperature=0.1, weight=0.3, output_weight=0.2,
+                      output_temperature=0.05, output_entries=2)
+    x = RNG.normal(size=(3, 4)).astype("float32")
+    labels = _multi_hot([[0], [1, 2], [4]])
+    layer(x, labels=labels, training=True)
+    np.testing.assert_allclose(layer.key_norms.numpy()[:3], np.linalg.norm(head.features(x), axis=1), rtol=1e-5)
+    head.logits.kernel.assign(head.logits.kernel * 3.0)  # training goes on after the write
+    tf.function(layer.refresh_memory)()  # as the trainer calls it
+    root = np.sqrt(np.asarray(head(x)))
+    top = np.argsort(-root, axis=1)[:, :2]
+    np.testing.assert_array_equal(layer.output_ids.numpy()[:3], top)
+    keys = np.zeros((3, 5), np.float32)
+    for i in range(3):
+        keys[i, top[i]] = root[i, top[i]] / np.linalg.norm(root[i, top[i]])
+    np.testing.assert_allclose(layer.output_values.numpy()[:3], np.take_along_axis(keys, top, 1), atol=1e-3)
+
+    def vote(sims, temperature):
+        best = np.argsort(-sims)[:2]
+        w = np.exp((sims[best] - sims[best[0]]) / temperature)
+        return (w[:, None] * labels[best]).sum(0) / w.sum()
+
+    q = RNG.normal(size=(2, 4)).astype("float32")
+    p = np.asarray(head(q))
+    hq = np.asarray(head.features(q))
+    hq = hq / np.linalg.norm(hq, axis=1, keepdims=True)
+    hidden_sims = hq @ layer.keys.numpy()[:3].astype(np.float32).T
+    rq = np.sqrt(p) / np.linalg.norm(np.sqrt(p), axis=1, keepdims=True)
+    expected = [0.5 * p[i] + 0.3 * vote(hidden_sims[i], 0.1) + 0.2 * vote(rq[i] @ keys.T, 0.05) for i in range(2)]
+    np.testing.assert_allclose(np.asarray(layer(q, training=False)), expected, rtol=2e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="weight \\+ output_weight <= 1"):
+        KnnMemory(MLP(5, hidden_sizes=(3,)), 5, weight=0.9, output_weight=0.2)
+    settings = yt8m_flags.default_model_settings(model="MlpModel", knn_memory_size=64, knn_weight=0.9,
+                                                 knn_output_weight=0.2)
+    with pytest.raises(registry.ModelSettingsError, match="knn_output_weight 0.2 is more than 1"):
+        registry.check_settings(settings)
+
+
 def test_knn_memory_keeps_one_slot_per_video_and_wraps():
     layer = _memory(size=4, k=3, weight=1.0)
     x = RNG.normal(size=(2, 4)).astype("float32")
@@ -266,7 +308,7 @@ def test_knn_memory_vote_counts_a_duplicate_entry_once():
 def test_knn_memory_config_and_checkpoint_round_trip(tmp_path):
     settings = yt8m_flags.default_model_settings(model="MlpModel", feature_sizes="4,2", num_classes=6,
                                                  mlp_hidden_sizes="5", mlp_layer_norm=True, knn_memory_size=8,
-                                                 knn_k=3, output_bias_init=LOG_PRIOR,
+                                                 knn_k=3, knn_output_weight=0.2, output_bias_init=LOG_PRIOR,
                                                  input_normalization="l2_scaled")
     trained = registry.build_model(settings)
     batch = {"video_matrix": RNG.normal(size=(5, 6)).astype("float32"), "num_frames": np.ones(5, np.int32),
@@ -279,6 +321,8 @@ def test_knn_memory_config_and_checkpoint_round_trip(tmp_path):
     np.testing.assert_allclose(fresh(batch)["predictions"], trained(batch)["predictions"], rtol=1e-6)
     clone = _roundtrip(trained.classifier)
     assert (clone.memory_size, clone.k, clone.weight, clone.classifier.hidden_sizes) == (8, 3, 0.3, [5])
+    assert (clone.output_weight, clone.output_temperature, clone.output_entries) == (0.2, 0.02, 6)  # at most C
+    np.testing.assert_array_equal(fresh.classifier.output_ids.numpy(), trained.classifier.output_ids.numpy())
 
 
 def test_knn_memory_needs_an_mlp():
@@ -290,7 +334,8 @@ def test_knn_memory_needs_an_mlp():
 
 
 def test_knn_memory_jit_step_writes():
-    layer = _memory(size=6, k=2)
+    layer = KnnMemory(MLP(5, hidden_sizes=(3,), layer_norm=True, name="head"), 5, memory_size=6, k=2,
+                      output_weight=0.2, output_entries=3)
     x = tf.constant(RNG.normal(size=(3, 4)).astype("float32"))
     y = tf.constant(_multi_hot([[0], [1], [2]]))
     layer(x, training=False)
@@ -304,6 +349,9 @@ def test_knn_memory_jit_step_writes():
     grads = step(x, y)
     assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
     assert int(layer.count.numpy()) == 3
+    layer.refresh_memory()
+    np.testing.assert_allclose(tf.function(layer, jit_compile=True)(x, training=False), layer(x, training=False),
+                               rtol=1e-5, atol=1e-6)  # both votes under XLA
 
 
 # ---- the in-model ensemble ---------------------------------------------------------------------------------------
@@ -392,6 +440,8 @@ def test_video_presets_build(name):
     if name == "video-best":
         assert isinstance(model.classifier, Ensemble) and isinstance(model.input_normalization, FeatureNormalization)
         assert [type(m) for m in model.classifier.members] == [KnnMemory, KnnMemory]
+        assert [(m.weight, m.output_weight, m.output_temperature) for m in model.classifier.members] == [
+            (0.2, 0.3, 0.02)] * 2  # both votes reach both members
         assert registry.loss_kwargs(settings) == {"focal_gamma_neg": 1.0}
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         assert trainable == 2 * (1152 * 2048 + 2 * 2048 + 2048 * 3862 + 3862)  # hidden (no bias: LN), LN, output
@@ -422,9 +472,17 @@ def test_video_classifier_config_round_trip_with_every_knob():
     np.testing.assert_allclose(clone(batch)["predictions"], model(batch)["predictions"], rtol=1e-6)
 
 
+def _dense_output_keys(memory):
+    """(memory_size, C) output keys, the sparse (ids, values) pairs scattered."""
+    keys = np.zeros((memory.memory_size, memory.num_classes), np.float32)
+    np.put_along_axis(keys, memory.output_ids.numpy(), memory.output_values.numpy().astype(np.float32), axis=1)
+    return keys
+
+
 def test_knn_memory_under_mirrored_strategy_equals_one_device(tmp_path):
     """Two replicas (2 logical CPUs) gather their batches before writing: the memory holds the same videos, with
-    the same labels and (up to float rounding of the two runs) the same keys, as training on one device."""
+    the same labels and (up to float rounding of the two runs) the same hidden-space and output-space keys, as
+    training on one device."""
     from tests import cli_testing as cli
     from yt8m_tf.training import train_dir as train_dir_lib
 
@@ -433,16 +491,23 @@ def test_knn_memory_under_mirrored_strategy_equals_one_device(tmp_path):
     for name, extra in (("one", []), ("two", ["--strategy=mirrored", "--logical_cpu_devices=2"])):
         train_dir = str(tmp_path / name)
         cli.run("train.py", f"--train_data_pattern={data}", f"--train_dir={train_dir}", *cli.VIDEO_FLAGS,
-                "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=128", "--knn_k=4", "--batch_size=16",
-                "--num_epochs=2", "--deterministic", "--shuffle_buffer=1", "--num_readers=1", "--quiet", *extra)
+                "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=128", "--knn_k=4",
+                "--knn_output_weight=0.2", "--batch_size=16", "--num_epochs=2", "--deterministic", "--shuffle_buffer=1",
+                "--num_readers=1", "--quiet", *extra)
         memory = train_dir_lib.load_trained_model(train_dir)[0].classifier
         assert int(memory.count.numpy()) == 64  # every training video once, after two epochs
+        saved = _dense_output_keys(memory)
+        memory.refresh_memory()  # the trainer refreshed the output keys with the final weights before saving
+        np.testing.assert_allclose(saved, _dense_output_keys(memory), atol=2e-3)
+        assert np.all(np.abs(saved[:64]).sum(1) > 0.5)
         order = np.lexsort(memory.fingerprints.numpy()[:64].T)
         memories.append({"fingerprints": memory.fingerprints.numpy()[:64][order],
                          "labels": memory.label_ids.numpy()[:64][order],
-                         "keys": memory.keys.numpy()[:64][order].astype(np.float32)})
+                         "keys": memory.keys.numpy()[:64][order].astype(np.float32),
+                         "output_keys": _dense_output_keys(memory)[:64][order]})
     # The two runs' matmuls round differently (by up to about 6e-8 on this CPU); KnnMemory._find matches
     # fingerprints within 1e-6 x (1 + |b|), the same tolerance.
     np.testing.assert_allclose(memories[0]["fingerprints"], memories[1]["fingerprints"], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(memories[0]["labels"], memories[1]["labels"])
     np.testing.assert_allclose(memories[0]["keys"], memories[1]["keys"], atol=2e-2)
+    np.testing.assert_allclose(memories[0]["output_keys"], memories[1]["output_keys"], atol=2e-2)

@@ -19,7 +19,8 @@ MODEL_FLAGS = (
     "cnn_filters", "position_encoding_length", "noise_scale", "pooling_l2_normalize",
     "label_alpha", "label_beta", "label_gamma", "huber_delta", "center_loss_lambda",
     "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing", "focal_gamma_neg",
-    "knn_memory_size", "knn_k", "knn_temperature", "knn_weight", "ensemble_members",
+    "knn_memory_size", "knn_k", "knn_temperature", "knn_weight", "knn_output_weight", "knn_output_temperature",
+    "ensemble_members",
 )
 
 
@@ -71,6 +72,11 @@ def define_model_flags(flag_values=FLAGS):
                        lower_bound=1e-6, flag_values=flag_values)
     flags.DEFINE_float("knn_weight", 0.3, "Weight of the k-NN vote in the predictions.", lower_bound=0.0,
                        upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_float("knn_output_weight", 0.0, "Weight of a second k-NN vote whose keys are the model's own "
+                       "predictions for the training videos (sqrt, top 32 entries), recomputed before every "
+                       "checkpoint; 0: off.", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_float("knn_output_temperature", 0.02, "Temperature of that vote's weights over cosine "
+                       "similarities.", lower_bound=1e-6, flag_values=flag_values)
     flags.DEFINE_integer("ensemble_members", 1, "Independently trained copies of the classifier h (with its k-NN "
                          "memory) in one model, their probabilities averaged (paper 3.3); training costs that many "
                          "times one.", lower_bound=1, flag_values=flag_values)

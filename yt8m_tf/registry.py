@@ -18,7 +18,7 @@ from yt8m_tf.model import FeatureNormalization, VideoClassifier
 LATER_DEFAULTS = {
     "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
     "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3, "ensemble_members": 1,
-    "focal_gamma_neg": 0.0,
+    "focal_gamma_neg": 0.0, "knn_output_weight": 0.0, "knn_output_temperature": 0.02,
 }
 
 
@@ -84,7 +84,9 @@ def _member(name, s):
         return h
     h.name = "head"  # a fixed name: weight paths are checkpoint keys
     return classifiers.KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
-                                 temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"))
+                                 temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"),
+                                 output_weight=_get(s, "knn_output_weight"),
+                                 output_temperature=_get(s, "knn_output_temperature"))
 
 
 def _classifier(name, s):
@@ -138,6 +140,9 @@ def check_settings(settings):
         if _get(settings, "knn_k") > _get(settings, "knn_memory_size"):
             raise ModelSettingsError(f"--knn_k {_get(settings, 'knn_k')} is larger than --knn_memory_size "
                                      f"{_get(settings, 'knn_memory_size')}")
+        if _get(settings, "knn_weight") + _get(settings, "knn_output_weight") > 1.0:
+            raise ModelSettingsError(f"--knn_weight {_get(settings, 'knn_weight')} + --knn_output_weight "
+                                     f"{_get(settings, 'knn_output_weight')} is more than 1")
     loss_kwargs(settings)  # the loss options fit --label_loss: raises before train.py writes --train_dir
 
 

@@ -40,6 +40,11 @@ class Ensemble(keras.layers.Layer):
         stacked = ops.stack(outputs, axis=1)
         return stacked if return_members else ops.mean(stacked, axis=1)
 
+    def refresh_memory(self):
+        """Each member's `refresh_memory` (`KnnMemory`), where it has one."""
+        for member in self.members:
+            getattr(member, "refresh_memory", lambda: None)()
+
     def capacity_note(self):
         """The first member's k-NN memory note (`KnnMemory.capacity_note`), if any."""
         notes = [getattr(m, "capacity_note", lambda: None)() for m in self.members]

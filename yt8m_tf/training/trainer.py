@@ -201,6 +201,11 @@ def train(settings, options):
         results = strategy.run(replica_step, args=(next(iterator),))
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in results.items()}
 
+    # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
+    # is brought up to date before every checkpoint and export, on every replica.
+    refresh_memory = getattr(model.classifier, "refresh_memory", None)
+    refresh_step = tf.function(lambda: strategy.run(refresh_memory)) if refresh_memory else lambda: None
+
     # ---- the loop ---------------------------------------------------------------------------------------------
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "train")) if is_chief else None
     eval_writer = tf.summary.create_file_writer(os.path.join(write_dir, "eval")) if is_chief else None
@@ -212,6 +217,7 @@ def train(settings, options):
     started, window_start, window_step = time.time(), time.time(), step
 
     def save(step):
+        refresh_step()
         if not all_finite(model.weights):
             raise TrainingError(f"a weight became NaN or inf at step {step} (the loss was finite); not saved. The "
                                 f"latest checkpoint ({manager.latest_checkpoint}) holds the last finite weights: "
@@ -266,8 +272,10 @@ def train(settings, options):
         progress.update(step, [(k, v) for k, v in last.items()])
         if options.checkpoint_steps and step % options.checkpoint_steps == 0:
             save(step)
-        if options.export_model_steps and step % options.export_model_steps == 0 and is_chief:
-            export_model(model, settings, options.train_dir, step)
+        if options.export_model_steps and step % options.export_model_steps == 0:
+            refresh_step()  # on every worker: the replicas refresh together
+            if is_chief:
+                export_model(model, settings, options.train_dir, step)
 
     if step == 0:
         raise TrainingError(f"no training batch of {global_batch} videos could be read from "
