@@ -12,6 +12,10 @@ time, which makes it a screen for ideas that the CLI then confirms:
     python bench/quality_screen_tf.py --mode=mix --a=0.3       # loss on the mix with leave-one-out votes
     python bench/quality_screen_tf.py --sam=0.05               # sharpness-aware minimisation
     python bench/quality_screen_tf.py --rdrop=1.0              # R-Drop consistency between two noisy passes
+    python bench/quality_screen_tf.py --dump=/tmp/m.npz        # also save both sets' hidden features and predictions
+
+With --dump the votes of the memory (docs/QUALITY.md, the output-space vote) can be computed offline from the saved
+features (h, he), predictions (p, pe) and labels (y, ye) of the training and evaluation videos.
 """
 import argparse
 import glob
@@ -34,15 +38,17 @@ ap.add_argument('--eval', default='validate00[89][0-9]')
 ap.add_argument('--mode', default='none', choices=['none', 'target', 'mix'])
 ap.add_argument('--a', type=float, default=0.3)
 ap.add_argument('--refresh', default='3,6,9')
-ap.add_argument('--epochs', type=int, default=12)
+ap.add_argument('--epochs', type=int, default=10)
 ap.add_argument('--seed', type=int, default=1)
 ap.add_argument('--hidden', type=int, default=2048)
 ap.add_argument('--out', default='', help='save the eval predictions (p, v) to this .npz')
+ap.add_argument('--dump', default='', help='save hidden features and predictions of both sets (float16) to this .npz')
 ap.add_argument('--sam', type=float, default=0.0)
 ap.add_argument('--rdrop', type=float, default=0.0)
 ap.add_argument('--members', type=int, default=1)
 ap.add_argument('--focal_gamma_neg', type=float, default=1.0)
 ap.add_argument('--lr', type=float, default=3e-3)
+ap.add_argument('--decay_examples', type=int, default=25000)
 args = ap.parse_args()
 keras.utils.set_random_seed(args.seed)
 D = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'yt8m', 'v2-video', '')
@@ -77,7 +83,7 @@ class Ens:
         hs = tf.split(h, len(mlps), -1)
         return tf.add_n([m.classify(hh) for m, hh in zip(mlps, hs)]) / len(mlps)
 mlp = Ens()
-sched = optimization.learning_rate_schedule(args.lr, 0.75, 25000, B, 50)
+sched = optimization.learning_rate_schedule(args.lr, 0.75, args.decay_examples, B, 50)
 opt = optimization.make_optimizer('adamw', sched, 1.0, 1.0)
 opt.build(mlp.trainable_variables)
 Xt, Yt = tf.constant(X), tf.constant(Y)
@@ -146,20 +152,20 @@ def hidden(Xa):
     return tf.concat(H, 0), tf.concat(P, 0)
 
 @tf.function
-def vote_chunk(q, keys, labels, self_start):
+def vote_chunk(q, keys, labels, self_start, temperature):
     sims = tf.matmul(q, keys, transpose_b=True)
     if self_start >= 0:
         n = tf.shape(q)[0]
         sims = tf.tensor_scatter_nd_update(sims, tf.stack([tf.range(n), self_start + tf.range(n)], 1), tf.fill([n], -1e9))
     top, idx = tf.math.top_k(sims, 50)
-    w = tf.exp((top - top[:, :1]) / 0.05)
+    w = tf.exp((top - top[:, :1]) / temperature)
     w = w / tf.reduce_sum(w, -1, keepdims=True)
     return tf.einsum('bk,bkc->bc', w, tf.gather(labels, idx))
 
-def votes(Q, keys, labels, loo):
+def votes(Q, keys, labels, loo, temperature=0.05):
     out = []
     for i in range(0, len(Q), 256):
-        out.append(vote_chunk(Q[i:i + 256], keys, labels, tf.constant(i if loo else -1)))
+        out.append(vote_chunk(Q[i:i + 256], keys, labels, tf.constant(i if loo else -1), temperature))
     return tf.concat(out, 0)
 
 def gap(pred, y):
@@ -178,7 +184,7 @@ for epoch in range(1, args.epochs + 1):
         t1 = time.time(); H, _ = hidden(X); V.assign(votes(H, H, Yt, True)); have_v.assign(1.0)
         msg += f' refresh {time.time() - t1:.0f}s looGAP {gap(V.numpy(), Y):.4f}'
     print(msg, flush=True)
-H, _ = hidden(X); HE, PE = hidden(XE)
+H, P = hidden(X); HE, PE = hidden(XE)
 VE = votes(HE, H, Yt, False)
 print('train time', round(time.time() - t0), 'mlp', round(gap(PE, YE), 4), 'vote', round(gap(VE, YE), 4),
       'mix0.3', round(gap(0.7 * PE + 0.3 * VE, YE), 4), 'mix0.4', round(gap(0.6 * PE + 0.4 * VE, YE), 4), flush=True)
@@ -186,5 +192,16 @@ XN = tf.constant(X / np.linalg.norm(X, axis=1, keepdims=True)); XEN = tf.constan
 for al in (0.7, 0.85):
     VC = votes(tf.concat([al ** 0.5 * HE, (1 - al) ** 0.5 * XEN], 1), tf.concat([al ** 0.5 * H, (1 - al) ** 0.5 * XN], 1), Yt, False)
     print('combined keys', al, 'vote', round(gap(VC, YE), 4), 'mix0.3', round(gap(0.7 * PE + 0.3 * VC, YE), 4), flush=True)
+# The output-space vote (--knn_output_weight): keys = the 32 largest entries of sqrt(p) of each training video.
+R = np.sqrt(np.maximum(P.numpy(), 0.0)); top = np.argpartition(-R, 32, axis=1)[:, :32]
+K = np.zeros_like(R); np.put_along_axis(K, top, np.take_along_axis(R, top, 1), 1)
+K /= np.maximum(np.linalg.norm(K, axis=1, keepdims=True), 1e-12)
+QE = np.sqrt(np.maximum(PE.numpy(), 0.0)); QE /= np.maximum(np.linalg.norm(QE, axis=1, keepdims=True), 1e-12)
+OE = votes(tf.constant(QE), tf.constant(K), Yt, False, temperature=0.02)
+print('output vote', round(gap(OE, YE), 4), 'mix 0.5/0.2/0.3 (video-best)', round(gap(0.5 * PE + 0.2 * VE + 0.3 * OE, YE), 4),
+      flush=True)
 if args.out:
     np.savez(args.out, p=PE.numpy(), v=VE.numpy())
+if args.dump:
+    np.savez(args.dump, h=H.numpy().astype(np.float16), p=P.numpy().astype(np.float16), y=Y.astype(bool),
+             he=HE.numpy().astype(np.float16), pe=PE.numpy().astype(np.float16), ye=YE.astype(bool))
