@@ -31,6 +31,12 @@ def has_labels(data_pattern):
     return "labels" in tf.train.SequenceExample.FromString(record).context.feature
 
 
+def _with_batch_size(tensor, batch_size):
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor
+    return tf.ensure_shape(tensor, [batch_size] + tensor.shape[1:])
+
+
 class BaseReader:
     """Shared pipeline: files -> (filename, record) stream -> batch -> parse whole batches -> prefetch.
 
@@ -71,6 +77,8 @@ class BaseReader:
             records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         batches = records.batch(int(batch_size), drop_remainder=drop_remainder)
         batches = self._transform(batches, int(batch_size), drop_remainder)
+        if drop_remainder:  # every tensor of fully static shape, batch dimension included (TPUs need it)
+            batches = batches.map(lambda batch: {k: _with_batch_size(v, int(batch_size)) for k, v in batch.items()})
         options = tf.data.Options()
         options.deterministic = (not shuffle) if deterministic is None else deterministic
         return batches.with_options(options).prefetch(tf.data.AUTOTUNE)

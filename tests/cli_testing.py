@@ -15,9 +15,9 @@ FRAME_FLAGS = ["--frame_features", "--feature_names=rgb,audio", f"--feature_size
 
 
 def write_data(directory, level="video", prefix="train", shards=2, videos=32, seed=0, **kwargs):
+    kwargs = {"rgb_size": RGB, "audio_size": AUDIO, **kwargs}
     synthetic.write_dataset(str(directory), level=level, num_shards=shards, videos_per_shard=videos,
-                            num_classes=CLASSES, rgb_size=RGB, audio_size=AUDIO, min_frames=3, max_frames=15,
-                            seed=seed, prefix=prefix, **kwargs)
+                            num_classes=CLASSES, min_frames=3, max_frames=15, seed=seed, prefix=prefix, **kwargs)
     return os.path.join(str(directory), f"{prefix}*.tfrecord")
 
 

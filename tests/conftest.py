@@ -6,6 +6,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Four logical CPU devices, made before TensorFlow starts: in-process tests run MirroredStrategy over 1, 2 or 4 of
+# them (yt8m_tf.training.strategy.make_strategy's cpu_devices); the default strategy still uses /cpu:0 alone.
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 4)
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "yt8m")
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from yt8m_tf import flags as yt8m_flags, losses, presets, registry
 from yt8m_tf.classifiers import MLP, Ensemble, KnnMemory, Logistic, MoE
 from yt8m_tf.model import FeatureNormalization, VideoClassifier
-from yt8m_tf.training import train_dir as train_dir_lib, trainer
+from yt8m_tf.training import step as step_lib, train_dir as train_dir_lib
 
 RNG = np.random.default_rng(0)
 LOG_PRIOR = math.log(1 / 1000)
@@ -382,11 +382,11 @@ def test_ensemble_members_are_trained_on_their_own_loss():
         with tf.GradientTape() as tape:
             tape.watch(p0)
             outputs = {"predictions": (p0 + p1) / 2, "member_predictions": tf.stack([p0, p1], axis=1)}
-            per_example = trainer.per_example_loss(loss_fn, labels, outputs)
+            per_example = step_lib.per_example_loss(loss_fn, labels, outputs)
         np.testing.assert_allclose(per_example, (loss_fn(labels, p0) + loss_fn(labels, p1)) / 2, rtol=1e-6)
         grads.append(tape.gradient(per_example, p0).numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
-    np.testing.assert_allclose(trainer.per_example_loss(loss_fn, labels, {"predictions": p0}), loss_fn(labels, p0))
+    np.testing.assert_allclose(step_lib.per_example_loss(loss_fn, labels, {"predictions": p0}), loss_fn(labels, p0))
 
 
 def test_ensemble_of_knn_members_trains_and_evaluates(tmp_path):

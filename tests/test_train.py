@@ -91,18 +91,6 @@ def test_sigkill_then_resume(video_data, tmp_path):
     assert f"resumed from {latest}" in resumed.stdout
 
 
-def test_mirrored_over_two_cpu_devices_matches_one_device(video_data, tmp_path):
-    train, _ = video_data
-    common = ["--train_data_pattern=" + train, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=6", "--shuffle_buffer=1",
-              "--num_readers=1", "--clip_gradient_norm=0", "--deterministic"]
-    one = cli.run("train.py", *common, "--train_dir=" + str(tmp_path / "one"), "--strategy=default")
-    two = cli.run("train.py", *common, "--train_dir=" + str(tmp_path / "two"), "--strategy=mirrored",
-                  "--logical_cpu_devices=2")
-    assert "trained to step 6" in two.stdout
-    # Same global batch, same data order: the replicas' averaged gradient equals the one-device gradient.
-    assert cli.final_weights(two.stdout) == pytest.approx(cli.final_weights(one.stdout), rel=1e-4)
-
-
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -113,21 +101,42 @@ def _free_ports(count):
     return ports
 
 
+def _workers(args, train_dirs, env=None):
+    """Two local workers of one cluster (worker 0 is the chief), each with its own --train_dir."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    return [cli.start("train.py", *args, f"--train_dir={train_dir}", "--strategy=multi_worker",
+                      env={**(env or {}), "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                   "task": {"type": "worker", "index": i}})})
+            for i, train_dir in enumerate(train_dirs)]
+
+
 def test_multi_worker_two_local_workers(video_data, tmp_path):
     train, _ = video_data
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     train_dir = str(tmp_path / "run")
-    args = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
-            "--max_steps=8", "--checkpoint_steps=4", "--strategy=multi_worker"]
-    workers = [cli.start("train.py", *args, env={"TF_CONFIG": json.dumps({"cluster": cluster,
-                                                                         "task": {"type": "worker", "index": i}})})
-               for i in range(2)]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # label_beta needs the label correlation: the chief computes it into --train_dir, the other worker reads it.
+    args = ["--train_data_pattern=" + train, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=8", "--checkpoint_steps=4",
+            "--label_beta=0.01"]
+    workers = _workers(args, [train_dir, train_dir], env={"TMPDIR": str(scratch)})
     outputs = [w.communicate(timeout=240)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     weights = [cli.final_weights(out) for out in outputs]
     assert weights[0] == pytest.approx(weights[1], rel=1e-6)
     assert _steps(train_dir) == [4, 8]  # only the chief writes into train_dir
+    assert ["label statistics: computed" in out for out in outputs] == [True, False]
+    assert not os.listdir(scratch)  # the other worker's scratch checkpoints are gone
+
+
+def test_multi_worker_without_a_shared_train_dir_stops_every_worker(video_data, tmp_path):
+    train, _ = video_data
+    args = ["--train_data_pattern=" + train, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=2"]
+    workers = _workers(args, [tmp_path / "chief", tmp_path / "other"])
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert [w.returncode for w in workers] == [2, 2], outputs
+    assert "train.py: error: 1 other worker(s) do not see the chief's --train_dir" in outputs[0], outputs[0][-2000:]
+    assert "train.py: error: worker 1 does not see the chief's --train_dir" in outputs[1], outputs[1][-2000:]
+    assert not any("Traceback" in out for out in outputs)
 
 
 def test_jit_compile_frame_level_step(tmp_path):
@@ -179,6 +188,7 @@ def test_bad_flags_are_one_line_errors(video_data, tmp_path):
         ("--train_data_pattern=" + train, "--model=LstmModel"): "pass --frame_features",
         ("--train_data_pattern=" + train, "--frame_features", "--feature_names=rgb,audio",
          "--model=LstmModel"): "drop --frame_features",
+        ("--train_data_pattern=" + train, "--tpu=my-node"): "is a local path, but --tpu=my-node is a TPU node",
     }
     for index, (extra, expected) in enumerate(cases.items()):
         args = [f"--train_dir={tmp_path}/run{index}", *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=1", *extra]

@@ -4,7 +4,7 @@ plain values: `model_settings()` (saved as model_flags.json) and `train_options(
 from absl import flags
 
 from yt8m_tf import presets as presets_lib
-from yt8m_tf.training.trainer import TrainOptions
+from yt8m_tf.training.options import TrainOptions, default
 
 FLAGS = flags.FLAGS
 
@@ -109,46 +109,61 @@ def define_model_flags(flag_values=FLAGS):
 
 
 def define_train_flags():
+    """train.py's flags; their defaults are TrainOptions' (yt8m_tf/training/options.py)."""
     define_model_flags()
-    define_data_flags(default_batch_size=1024)
+    define_data_flags(default_batch_size=default("batch_size"))
     flags.DEFINE_string("train_data_pattern", "", "Training TFRecords (glob, comma-separated, local or gs://).")
-    flags.DEFINE_string("train_dir", "/tmp/yt8m_model/", "Directory for checkpoints, settings and summaries.")
+    flags.DEFINE_string("train_dir", "/tmp/yt8m_model/", "Directory for checkpoints, settings and summaries "
+                        "(shared by every worker: gs:// for several machines or a TPU node).")
     flags.DEFINE_string("preset", "", "A paper row or recipe (python train.py --list_presets); explicit flags win.")
     flags.DEFINE_bool("list_presets", False, "Print the preset names, one per line, and exit.")
     flags.DEFINE_bool("list_models", False, "Print the model names, one per line, and exit.")
-    flags.DEFINE_float("base_learning_rate", 0.01, "Initial learning rate.", lower_bound=0.0)
-    flags.DEFINE_float("learning_rate_decay", 0.95, "Learning rate decay factor.", lower_bound=0.0, upper_bound=1.0)
-    flags.DEFINE_integer("learning_rate_decay_examples", 4000000, "Examples between learning rate decays.",
-                         lower_bound=1)
-    flags.DEFINE_integer("warmup_steps", 0, "Linear learning-rate warmup steps.", lower_bound=0)
-    flags.DEFINE_integer("num_epochs", 5, "Passes over the training data.", lower_bound=1)
-    flags.DEFINE_integer("max_steps", 0, "Stop after this many steps (0: num_epochs decides).", lower_bound=0)
-    flags.DEFINE_string("optimizer", "AdamOptimizer", "Optimizer (starter names like AdamOptimizer, or adam, adamw).")
-    flags.DEFINE_float("adam_epsilon", 1e-8, "Adam epsilon.", lower_bound=0.0)
-    flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (adamw).", lower_bound=0.0)
-    flags.DEFINE_float("clip_gradient_norm", 1.0, "Clip each gradient by this norm (0: off).", lower_bound=0.0)
-    flags.DEFINE_float("regularization_penalty", 1.0, "Weight of the regularization losses.", lower_bound=0.0)
-    flags.DEFINE_bool("start_new_model", False, "Start over instead of resuming (the old train_dir is moved aside).")
-    flags.DEFINE_integer("checkpoint_steps", 1000, "Steps between checkpoints.", lower_bound=0)
-    flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.", lower_bound=1)
-    flags.DEFINE_integer("export_model_steps", 0, "Steps between SavedModel exports (0: only at the end).",
+    flags.DEFINE_float("base_learning_rate", default("base_learning_rate"), "Initial learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("learning_rate_decay", default("learning_rate_decay"), "Learning rate decay factor.",
+                       lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_integer("learning_rate_decay_examples", default("learning_rate_decay_examples"),
+                         "Examples between learning rate decays.", lower_bound=1)
+    flags.DEFINE_integer("warmup_steps", default("warmup_steps"), "Linear learning-rate warmup steps.", lower_bound=0)
+    flags.DEFINE_integer("num_epochs", default("num_epochs"), "Passes over the training data.", lower_bound=1)
+    flags.DEFINE_integer("max_steps", default("max_steps"), "Stop after this many steps (0: num_epochs decides).",
                          lower_bound=0)
-    flags.DEFINE_integer("log_steps", 100, "Steps between log lines and summaries.", lower_bound=1)
-    flags.DEFINE_integer("shuffle_buffer", 1024, "Records in the shuffle buffer.", lower_bound=1)
-    flags.DEFINE_enum("strategy", "auto", ["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
-                      "Distribution strategy.")
-    flags.DEFINE_string("tpu", "", "Cloud TPU name or grpc:// address.")
-    flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
-    flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Mixed precision.")
+    flags.DEFINE_integer("steps_per_loop", default("steps_per_loop"), "Training steps per call to the device (a "
+                         "device-side loop; logs, checkpoints and exports still happen at their steps). Tens to "
+                         "hundreds on TPUs and fast GPUs, where the host's per-step work shows.", lower_bound=1)
+    flags.DEFINE_string("optimizer", default("optimizer"), "Optimizer (starter names like AdamOptimizer, or adam, "
+                        "adamw).")
+    flags.DEFINE_float("adam_epsilon", default("adam_epsilon"), "Adam epsilon.", lower_bound=0.0)
+    flags.DEFINE_float("weight_decay", default("weight_decay"), "Decoupled weight decay (adamw).", lower_bound=0.0)
+    flags.DEFINE_float("clip_gradient_norm", default("clip_gradient_norm"), "Clip each gradient tensor, summed over "
+                       "the replicas, by this norm (the starter code's clip_gradient_norms; 0: off).",
+                       lower_bound=0.0)
+    flags.DEFINE_float("regularization_penalty", default("regularization_penalty"),
+                       "Weight of the regularization losses.", lower_bound=0.0)
+    flags.DEFINE_bool("start_new_model", False, "Start over instead of resuming (the old train_dir is moved aside).")
+    flags.DEFINE_integer("checkpoint_steps", default("checkpoint_steps"), "Steps between checkpoints.", lower_bound=0)
+    flags.DEFINE_integer("keep_checkpoints", default("keep_checkpoints"), "Checkpoints kept.", lower_bound=1)
+    flags.DEFINE_integer("export_model_steps", default("export_model_steps"), "Steps between SavedModel exports "
+                         "(0: only at the end).", lower_bound=0)
+    flags.DEFINE_integer("log_steps", default("log_steps"), "Steps between log lines and summaries.", lower_bound=1)
+    flags.DEFINE_integer("shuffle_buffer", default("shuffle_buffer"), "Records in the shuffle buffer.", lower_bound=1)
+    flags.DEFINE_enum("strategy", default("strategy"), ["auto", "default", "one_device", "mirrored", "multi_worker",
+                                                        "tpu"], "Distribution strategy.")
+    flags.DEFINE_string("tpu", default("tpu"), "Cloud TPU: 'local' on a TPU VM (the default of --strategy=tpu), or "
+                        "a TPU node's name or grpc:// address (then every path must be gs://).")
+    flags.DEFINE_bool("jit_compile", default("jit_compile"), "Compile the training step with XLA.")
+    flags.DEFINE_enum("mixed_precision", default("mixed_precision"), ["none", "mixed_float16", "mixed_bfloat16"],
+                      "Mixed precision.")
     flags.DEFINE_string("eval_data_pattern", "", "Optional data evaluated at every checkpoint.")
-    flags.DEFINE_integer("eval_batches", 0, "Batches of periodic evaluation (0: all).", lower_bound=0)
+    flags.DEFINE_integer("eval_batches", default("eval_batches"), "Batches of periodic evaluation (0: all).",
+                         lower_bound=0)
     flags.DEFINE_string("label_stats_dir", "", "Directory with class_counts.npy / label_correlation.npy "
                         "(python -m yt8m_tf.label_stats); computed from the training files when needed and absent.")
-    flags.DEFINE_integer("seed", 0, "Random seed.")
-    flags.DEFINE_bool("deterministic", False, "Reproducible input order for a --seed (slower input pipeline).")
+    flags.DEFINE_integer("seed", default("seed"), "Random seed (input order, initial weights, dropout and noise).")
+    flags.DEFINE_bool("deterministic", default("deterministic"),
+                      "Reproducible input order for a --seed (slower input pipeline).")
     flags.DEFINE_bool("quiet", False, "Log lines instead of a progress bar.")
-    flags.DEFINE_integer("logical_cpu_devices", 0, "Split the CPU into this many logical devices, to run the "
-                         "multi-replica code (--strategy=mirrored) without GPUs.", lower_bound=0)
+    flags.DEFINE_integer("logical_cpu_devices", default("logical_cpu_devices"), "Split the CPU into this many logical "
+                         "devices, to run the multi-replica code (--strategy=mirrored) without GPUs.", lower_bound=0)
 
 
 def default_model_settings(**overrides):

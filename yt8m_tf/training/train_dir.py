@@ -26,6 +26,10 @@ def read_settings(train_dir):
     path = settings_path(train_dir)
     if not tf.io.gfile.exists(path):
         raise TrainDirError(f"--train_dir '{train_dir}' has no {SETTINGS_FILE}: it holds no model trained by train.py")
+    return read_json(path)
+
+
+def read_json(path):
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
 
@@ -68,14 +72,14 @@ def check_output_file(path, flag):
         raise TrainDirError(f"cannot write --{flag} '{path}': {reason(e)}") from None
 
 
-def check_free_space(directory, needed_bytes, what):
+def check_free_space(directory, needed_bytes, what, flag="--train_dir"):
     """For a local `directory`: fails up front when the disk has less than `needed_bytes` free."""
     if "://" in directory or not os.path.isdir(directory):
         return
     free = shutil.disk_usage(directory).free
     if free < needed_bytes:
-        raise TrainDirError(f"--train_dir '{directory}' has {free / 2**20:.1f} MiB free but {what} need about "
-                            f"{needed_bytes / 2**20:.1f} MiB; free some space or use another --train_dir")
+        raise TrainDirError(f"{flag} '{directory}' has {free / 2**20:.1f} MiB free but {what} need about "
+                            f"{needed_bytes / 2**20:.1f} MiB; free some space or use another directory")
 
 
 def prepare(train_dir, settings, start_new_model=False, is_chief=True):

@@ -1,143 +1,86 @@
-"""The training loop: one tf.function step run with `strategy.run`, for every strategy (default, one device,
-mirrored GPUs, multi-worker, TPU). Keras 3 layers and optimizer are created under `strategy.scope()`; the loss is
-averaged over the GLOBAL batch with `tf.nn.compute_average_loss`. (Keras 3's `model.fit` does not support
-MultiWorkerMirroredStrategy, keras-team/keras#20585, hence the custom loop.)
+"""The training loop, one for every strategy (default, one device, mirrored GPUs, multi-worker, TPU).
+
+    train(settings, options)
+      set up   the strategy; the input (static shapes, sharded per input worker); --train_dir (written by the chief,
+               seen by every worker); the model, loss and optimizer under `strategy.scope()`; restore
+      loop     device-side loops of up to --steps_per_loop steps (`step.make_loop` over `step.TrainStep`); between
+               them, on the host: logs and summaries, checkpoints (+ periodic evaluation), exports
+      finish   the last checkpoint and the export
+
+Keras 3's `model.fit` does not support MultiWorkerMirroredStrategy (keras-team/keras#20585), hence the custom loop.
 """
 
-import dataclasses
 import math
 import os
+import secrets
 import shutil
 import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import readers
 from yt8m_tf import label_stats, losses as losses_lib
 from yt8m_tf import registry
-from yt8m_tf.training import evaluation, export, optimization, strategy as strategy_lib, summaries
+from yt8m_tf.training import evaluation, export, optimization, step as step_lib, strategy as strategy_lib, summaries
 from yt8m_tf.training import train_dir as train_dir_lib
+from yt8m_tf.training.options import TrainOptions  # noqa: F401  (the trainer's options, re-exported)
+
+CHIEF_MARKER = ".chief"  # in --train_dir: the chief's random number, read back by every worker
 
 
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must see (one line)."""
 
 
-@dataclasses.dataclass
-class TrainOptions:
-    """Everything about a run that is not the model (the model settings go to model_flags.json)."""
-
-    train_data_pattern: str
-    train_dir: str
-    batch_size: int = 1024
-    base_learning_rate: float = 0.01
-    learning_rate_decay: float = 0.95
-    learning_rate_decay_examples: int = 4000000
-    warmup_steps: int = 0
-    num_epochs: int = 5
-    max_steps: int = 0
-    optimizer: str = "AdamOptimizer"
-    adam_epsilon: float = 1e-8
-    weight_decay: float = 0.0
-    clip_gradient_norm: float = 1.0
-    regularization_penalty: float = 1.0
-    start_new_model: bool = False
-    checkpoint_steps: int = 1000
-    keep_checkpoints: int = 5
-    export_model_steps: int = 0
-    log_steps: int = 100
-    num_readers: int = 8
-    shuffle_buffer: int = 1024
-    strategy: str = "auto"
-    tpu: str = ""
-    jit_compile: bool = False
-    mixed_precision: str = "none"
-    eval_data_pattern: str = ""
-    eval_batches: int = 0
-    seed: int = 0
-    progress: bool = True
-    skip_corrupt_records: bool = False
-    top_k: int = 20
-    logical_cpu_devices: int = 0
-    label_stats_dir: str = ""
-    deterministic: bool = False
-
-
-def _batch_gap(predictions, labels, k=20):
-    """GAP@k of one batch, in-graph (the training-batch summary the starter code logged)."""
-    scores, indices = tf.math.top_k(predictions, k=min(k, predictions.shape[-1]))
-    hits = tf.reshape(tf.gather(labels, indices, batch_dims=1), [-1])
-    order = tf.argsort(tf.reshape(scores, [-1]), direction="DESCENDING", stable=True)
-    hits = tf.gather(hits, order)
-    precision = tf.cumsum(hits) / tf.range(1.0, tf.cast(tf.size(hits), tf.float32) + 1.0)
-    return tf.math.divide_no_nan(tf.reduce_sum(precision * hits), tf.reduce_sum(labels))
-
-
-def per_example_loss(loss_fn, labels, outputs):
-    """(B,) loss of the model's outputs; for an ensemble h (`member_predictions`) the mean of every member's loss
-    on its own predictions, so that each member is trained as if alone."""
-    if "member_predictions" not in outputs:
-        return loss_fn(labels, tf.cast(outputs["predictions"], tf.float32))
-    members = tf.unstack(tf.cast(outputs["member_predictions"], tf.float32), axis=1)
-    return tf.add_n([loss_fn(labels, member) for member in members]) / len(members)
-
-
 def train(settings, options):
     """Trains the model described by `settings` (a plain dict, see yt8m_tf.registry) as `options` say.
-    Returns a dict with the final step, loss and paths."""
+    Returns a dict with the final step, loss, paths, weights fingerprint and the last periodic evaluation."""
     if options.logical_cpu_devices > 1:
         strategy_lib.split_cpu(options.logical_cpu_devices)
     keras.utils.set_random_seed(options.seed)
     if options.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(options.mixed_precision)
 
-    # ---- set up the strategy and the input --------------------------------------------------------------------
-    strategy = strategy_lib.make_strategy(options.strategy, options.tpu)
+    # ---- the strategy and the input ---------------------------------------------------------------------------
+    if options.strategy in ("tpu", "auto") and (options.tpu or options.strategy == "tpu"):
+        strategy_lib.check_remote_tpu_paths(options.tpu, {
+            "train_data_pattern": options.train_data_pattern, "train_dir": options.train_dir,
+            "eval_data_pattern": options.eval_data_pattern, "label_stats_dir": options.label_stats_dir})
+    strategy = strategy_lib.make_strategy(options.strategy, options.tpu, options.logical_cpu_devices)
     task_index, num_workers, is_chief = strategy_lib.worker_info(strategy)
     reader = registry.make_reader(settings)
-    files = readers.list_files(options.train_data_pattern)
-    check_input(options.train_data_pattern, files, options.skip_corrupt_records, "--train_data_pattern")
-    if options.eval_data_pattern:
-        check_input(options.eval_data_pattern, readers.list_files(options.eval_data_pattern),
-                    options.skip_corrupt_records, "--eval_data_pattern")
-    global_batch = options.batch_size
-    if global_batch % strategy.num_replicas_in_sync:
-        raise TrainingError(f"--batch_size {global_batch} must be a multiple of the "
+    files = check_inputs(options)
+    if options.batch_size % strategy.num_replicas_in_sync:
+        raise TrainingError(f"--batch_size {options.batch_size} must be a multiple of the "
                             f"{strategy.num_replicas_in_sync} replicas")
     num_examples = readers.files.count_records(files)
     total_steps = options.max_steps or (
-        options.num_epochs * num_examples // global_batch if num_examples and options.num_epochs else 0)
+        options.num_epochs * num_examples // options.batch_size if num_examples and options.num_epochs else 0)
     if num_workers > 1 and not total_steps:
         raise TrainingError("multi-worker training needs --max_steps when the number of examples is not countable")
     corrupt = readers.CorruptRecordCounter() if options.skip_corrupt_records else None
+    distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt)
 
-    def dataset_fn(context):
-        per_replica = context.get_per_replica_batch_size(global_batch)
-        data = reader.dataset(options.train_data_pattern, per_replica, shuffle=True,
-                              num_epochs=None if total_steps else options.num_epochs,
-                              num_readers=options.num_readers, drop_remainder=True,
-                              shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
-                              shard=(context.input_pipeline_id, context.num_input_pipelines), skip_corrupt=corrupt,
-                              deterministic=options.deterministic)
-        return data.map(evaluation.model_inputs)
-
-    distributed = strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
-
-    # ---- the input is usable: only now is --train_dir written (checked or created, model_flags.json) ---------------
+    # ---- --train_dir: checked, written by the chief, seen by every worker ------------------------------------------
     train_dir_lib.prepare(options.train_dir, settings, options.start_new_model, is_chief)
-    write_dir = options.train_dir if is_chief else tempfile.mkdtemp(prefix=f"yt8m-worker{task_index}-")
+    needs_stats = registry.needs_label_stats(settings)
+    stats = label_stats.for_training(settings, options, files) if needs_stats and is_chief else {}
+    if num_workers > 1:
+        check_shared_train_dir(strategy, options.train_dir, is_chief, task_index)
+        if needs_stats and not is_chief:  # the chief's, saved in --train_dir before the check above
+            stats = label_stats.for_training(settings, options, files)
 
-    # ---- create the model, the loss and the optimizer ------------------------------------------------------------
+    # ---- the model, the loss and the optimizer ------------------------------------------------------------------
     with strategy.scope():
-        stats = label_stats.for_training(settings, options, files) if registry.needs_label_stats(settings) else {}
         model = registry.build_model(settings, jit_compile=options.jit_compile, **stats)
         loss_fn = losses_lib.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
         center_loss = registry.build_center_loss(settings)
         schedule = optimization.learning_rate_schedule(
             options.base_learning_rate, options.learning_rate_decay, options.learning_rate_decay_examples,
-            global_batch, options.warmup_steps)
+            options.batch_size, options.warmup_steps)
         optimizer = optimization.make_optimizer(
             options.optimizer, schedule, options.clip_gradient_norm, options.weight_decay,
             epsilon=options.adam_epsilon, mixed_precision=options.mixed_precision)
@@ -147,120 +90,67 @@ def train(settings, options):
         if center_loss is not None:
             trackables["center_loss"] = {v.path: v for v in center_loss.weights}
         checkpoint = train_dir_lib.make_checkpoint(model, **trackables)
-    manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=options.keep_checkpoints,
-                                         checkpoint_name=train_dir_lib.CHECKPOINT_NAME)
-    if is_chief:
-        removed = train_dir_lib.remove_partial_checkpoints(options.train_dir)
-        if removed:
-            print(f"removed {len(removed)} partial checkpoint file(s) an interrupted save left: {', '.join(removed)}",
-                  flush=True)
-        check_disk_space(options, model, optimizer, center_loss)
-    # Every worker restores the chief's latest checkpoint: after a failure (a worker killed or preempted) restarting
-    # all workers resumes from it with equal weights and the step count continuing (what Keras' BackupAndRestore
-    # does for model.fit, which cannot run MultiWorkerMirroredStrategy in Keras 3).
-    latest = train_dir_lib.latest_checkpoint(options.train_dir)
-    if latest:
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise train_dir_lib.TrainDirError(
-                f"checkpoint '{latest}' cannot be restored into the model that model_flags.json describes "
-                f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); use "
-                "another --train_dir or --start_new_model") from None
-        if is_chief:
-            print(f"resumed from {latest} at step {int(optimizer.iterations.numpy())}", flush=True)
-
-    # ---- the step ---------------------------------------------------------------------------------------------
-    penalty = float(options.regularization_penalty)
-    center_lambda = float(settings.get("center_loss_lambda", 0.0))
-
-    @tf.function(jit_compile=options.jit_compile)
-    def replica_step(batch):
-        labels = batch["labels"]
-        with tf.GradientTape() as tape:
-            outputs = model(batch, training=True)
-            predictions = tf.cast(outputs["predictions"], tf.float32)
-            per_example = per_example_loss(loss_fn, labels, outputs)
-            if center_loss is not None:
-                per_example += center_lambda * center_loss(outputs["embedding"], labels, training=True)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            total = loss
-            if model.losses and penalty:
-                total += penalty * tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            scaled = optimizer.scale_loss(total)
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        replicas = float(strategy.num_replicas_in_sync)
-        hit_at_one = tf.gather(labels, tf.argmax(predictions, axis=1), batch_dims=1)
-        return {"loss": loss,
-                "hit_at_one": tf.reduce_sum(hit_at_one) / float(global_batch),
-                "gap": _batch_gap(predictions, labels, options.top_k) / replicas}
-
-    @tf.function
-    def train_step(iterator):
-        results = strategy.run(replica_step, args=(next(iterator),))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in results.items()}
-
+    checkpoints = Checkpoints(checkpoint, options, is_chief, task_index)
+    checkpoints.check_disk_space(_bytes(model.weights) + _bytes(optimizer.variables) + (
+        _bytes(center_loss.weights) if center_loss is not None else 0), _bytes(model.weights))
+    step = restore(checkpoint, options.train_dir, optimizer, is_chief)
+    train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
+                                    settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
+                                    options.top_k, jit_compile=options.jit_compile)
+    loop = step_lib.make_loop(strategy, train_step)
     # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
     # is brought up to date before every checkpoint and export, on every replica.
     refresh_memory = getattr(model.classifier, "refresh_memory", None)
-    refresh_step = tf.function(lambda: strategy.run(refresh_memory)) if refresh_memory else lambda: None
+    refresh = tf.function(lambda: strategy.run(refresh_memory)) if refresh_memory else (lambda: None)
 
-    # ---- the loop ---------------------------------------------------------------------------------------------
-    writer = tf.summary.create_file_writer(os.path.join(write_dir, "train")) if is_chief else None
-    eval_writer = tf.summary.create_file_writer(os.path.join(write_dir, "eval")) if is_chief else None
-    step = int(optimizer.iterations.numpy())
+    def save(step):
+        refresh()
+        if not all_finite(model.weights):
+            raise TrainingError(f"a weight became NaN or inf at step {step} (the loss was finite); not saved. The "
+                                f"latest checkpoint ({checkpoints.latest}) holds the last finite weights: "
+                                "lower --base_learning_rate or keep --clip_gradient_norm")
+        checkpoints.save(step)
+        if not options.eval_data_pattern:
+            return None
+        results = evaluate_during_training(strategy, model, reader, loss_fn, options)
+        if is_chief:
+            print(f"step {step} eval: " + " ".join(f"{k} {v:.4f}" for k, v in results.items()
+                                                   if k != "num_examples"), flush=True)
+            summaries.write_scalars(eval_writer, step, {k: results[k] for k in evaluation.SUMMARY_KEYS})
+        return results
+
+    # ---- the loop -----------------------------------------------------------------------------------------------
+    writer = tf.summary.create_file_writer(os.path.join(options.train_dir, "train")) if is_chief else None
+    eval_writer = tf.summary.create_file_writer(os.path.join(options.train_dir, "eval")) if is_chief else None
     progress = keras.utils.Progbar(total_steps or None, stateful_metrics=["loss", "gap", "hit_at_one", "examples/s"],
                                    verbose=1 if options.progress and is_chief else 0)
     iterator = iter(distributed)
-    last = {"loss": float("nan")}
+    last, last_eval = {"loss": float("nan")}, None
     started, window_start, window_step = time.time(), time.time(), step
-
-    def save(step):
-        refresh_step()
-        if not all_finite(model.weights):
-            raise TrainingError(f"a weight became NaN or inf at step {step} (the loss was finite); not saved. The "
-                                f"latest checkpoint ({manager.latest_checkpoint}) holds the last finite weights: "
-                                "lower --base_learning_rate or keep --clip_gradient_norm")
-        try:
-            manager.save(checkpoint_number=step)
-        except (tf.errors.OpError, OSError) as e:
-            raise TrainingError(f"cannot write the checkpoint of step {step} to '{write_dir}' "
-                                f"({train_dir_lib.reason(e)}); the latest complete checkpoint is "
-                                f"{manager.latest_checkpoint}") from None
-        if options.eval_data_pattern and is_chief:
-            run_eval(step)
-
-    def run_eval(step):
-        data = reader.dataset(options.eval_data_pattern, options.batch_size, shuffle=False)
-        results = evaluation.evaluate(model, data, reader.num_classes, loss_fn, options.top_k,
-                                      max_batches=options.eval_batches or None)
-        print(f"step {step} eval: " + " ".join(f"{k} {v:.4f}" for k, v in results.items() if k != "num_examples"))
-        summaries.write_scalars(eval_writer, step, {k: results[k] for k in evaluation.SUMMARY_KEYS})
-
     while not total_steps or step < total_steps:
+        length = loop_length(step, options, total_steps)
         try:
-            results = train_step(iterator)
-        except tf.errors.OutOfRangeError:
-            break
+            sums, done, finite = loop(iterator, tf.constant(length))
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise TrainingError(readers.describe_error(e, files)) from None
         except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                 tf.errors.DeadlineExceededError) as e:
             if num_workers <= 1:
                 raise
-            raise TrainingError(f"another worker was lost at step {step + 1} ({type(e).__name__}: "
+            raise TrainingError(f"another worker was lost after step {step} ({type(e).__name__}: "
                                 f"{train_dir_lib.reason(e)[:200]}); restart all workers: they resume from the "
                                 f"latest checkpoint ({train_dir_lib.latest_checkpoint(options.train_dir)})") from None
-        step += 1
-        last = {k: float(v) for k, v in results.items()}
-        if not math.isfinite(last["loss"]):
+        done = int(done)
+        if done:
+            step += done
+            last = {k: float(v) / done for k, v in sums.items()}
+        if not bool(finite):
             raise TrainingError(f"the loss became {last['loss']} at step {step}; training stopped (NaN or inf in the "
                                 "input features, or a learning rate too high). The latest checkpoint "
-                                f"({manager.latest_checkpoint}) holds the last finite weights.")
-        if step % options.log_steps == 0 or step == total_steps:
+                                f"({checkpoints.latest}) holds the last finite weights.")
+        if done and (step % options.log_steps == 0 or step == total_steps or done < length):
             now = time.time()
-            speed = (step - window_step) * global_batch / max(now - window_start, 1e-9)
+            speed = (step - window_step) * options.batch_size / max(now - window_start, 1e-9)
             window_start, window_step = now, step
             if writer is not None:
                 summaries.write_scalars(writer, step, {**last, "learning_rate": float(schedule(step)),
@@ -270,28 +160,42 @@ def train(settings, options):
                       f"hit@1 {last['hit_at_one']:.3f} {speed:.0f} examples/s", flush=True)
             last["examples/s"] = speed
         progress.update(step, [(k, v) for k, v in last.items()])
-        if options.checkpoint_steps and step % options.checkpoint_steps == 0:
-            save(step)
-        if options.export_model_steps and step % options.export_model_steps == 0:
-            refresh_step()  # on every worker: the replicas refresh together
+        if done and options.checkpoint_steps and step % options.checkpoint_steps == 0:
+            last_eval = save(step)
+        if done and options.export_model_steps and step % options.export_model_steps == 0:
+            refresh()  # on every worker: the replicas refresh together
             if is_chief:
                 export_model(model, settings, options.train_dir, step)
+        if done < length:  # the data ended
+            break
 
+    # ---- finish ----------------------------------------------------------------------------------------------------
     if step == 0:
-        raise TrainingError(f"no training batch of {global_batch} videos could be read from "
+        raise TrainingError(f"no training batch of {options.batch_size} videos could be read from "
                             f"'{options.train_data_pattern}' (fewer videos than --batch_size?)")
-    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
-        save(step)
+    if checkpoints.latest is None or not checkpoints.latest.endswith(f"-{step}"):
+        last_eval = save(step)
     export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
     capacity_note = getattr(model.classifier, "capacity_note", lambda: None)()
     if capacity_note and is_chief:
         print(f"note: {capacity_note}", flush=True)
     if corrupt is not None and is_chief:
         print(corrupt.summary())
-    if not is_chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+    checkpoints.close()
     return {"step": step, "loss": last["loss"], "seconds": time.time() - started,
-            "checkpoint": manager.latest_checkpoint, "export": export_path, "weights": weights_fingerprint(model)}
+            "checkpoint": checkpoints.latest, "export": export_path, "weights": weights_fingerprint(model),
+            "eval": last_eval}
+
+
+def check_inputs(options):
+    """The training files (and the evaluation files) checked before any work: they exist, have labels, and (unless
+    corrupt records are skipped) local files end with a whole record. Returns the training files."""
+    files = readers.list_files(options.train_data_pattern)
+    for flag, pattern, matched in (("--train_data_pattern", options.train_data_pattern, files),
+                                   ("--eval_data_pattern", options.eval_data_pattern, None)):
+        if pattern:
+            check_input(pattern, matched or readers.list_files(pattern), options.skip_corrupt_records, flag)
+    return files
 
 
 def check_input(data_pattern, files, skip_corrupt, flag):
@@ -304,43 +208,174 @@ def check_input(data_pattern, files, skip_corrupt, flag):
         readers.files.check_truncation(files)
 
 
+def training_input(strategy, reader, options, repeat, skip_corrupt=None):
+    """The distributed training dataset: each input worker reads its share of the files (`shard`), shuffled with
+    its own seed, in per-replica batches of static shape (`drop_remainder`), forever when `repeat` (the loop stops
+    by count) else for --num_epochs (the loop stops at the end of the data)."""
+
+    def dataset_fn(context):
+        data = reader.dataset(options.train_data_pattern, context.get_per_replica_batch_size(options.batch_size),
+                              shuffle=True, num_epochs=None if repeat else options.num_epochs,
+                              num_readers=options.num_readers, drop_remainder=True,
+                              shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
+                              shard=(context.input_pipeline_id, context.num_input_pipelines),
+                              skip_corrupt=skip_corrupt, deterministic=options.deterministic)
+        return data.map(evaluation.model_inputs)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
+
+
+def check_shared_train_dir(strategy, train_dir, is_chief, task_index):
+    """Every worker restores the chief's checkpoints and reads its label statistics from --train_dir, so every
+    worker must see the chief's directory: the chief leaves a random number there and every worker reads it back.
+    A collective call, so it also waits until the chief has written what the others read."""
+    marker = os.path.join(train_dir, CHIEF_MARKER)
+    nonce = secrets.randbits(48)
+    if is_chief:
+        train_dir_lib.write_json(marker, {"nonce": nonce})
+    nonce = strategy_lib.broadcast_from_chief(strategy, nonce)
+    try:
+        seen = train_dir_lib.read_json(marker).get("nonce") == nonce
+    except (tf.errors.OpError, OSError, ValueError):
+        seen = False
+    blind = strategy_lib.count_over_workers(strategy, not seen)
+    if blind:
+        who = f"worker {task_index} does not" if not seen else f"{blind} other worker(s) do not"
+        raise TrainingError(f"{who} see the chief's --train_dir '{train_dir}': every worker must be given one "
+                            "directory that all of them share (e.g. gs://bucket/run), or they would train from "
+                            "different checkpoints")
+
+
+class Checkpoints:
+    """The run's checkpoints: the chief writes them into --train_dir (keeping --keep_checkpoints); under
+    MultiWorkerMirroredStrategy the other workers must save too, into a scratch directory that holds one checkpoint
+    at a time and is removed at the end."""
+
+    def __init__(self, checkpoint, options, is_chief, task_index):
+        self.is_chief = is_chief
+        self.directory = options.train_dir if is_chief else tempfile.mkdtemp(prefix=f"yt8m-worker{task_index}-")
+        if is_chief:
+            removed = train_dir_lib.remove_partial_checkpoints(options.train_dir)
+            if removed:
+                print(f"removed {len(removed)} partial checkpoint file(s) an interrupted save left: "
+                      f"{', '.join(removed)}", flush=True)
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory,
+                                                  max_to_keep=options.keep_checkpoints if is_chief else 1,
+                                                  checkpoint_name=train_dir_lib.CHECKPOINT_NAME)
+        self.options = options
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def check_disk_space(self, checkpoint_bytes, export_bytes):
+        """A local directory must hold the checkpoints it keeps (+ the one being written) and, for the chief, the
+        exports the run will write: known from the variable sizes, so a full disk fails now, not hours later."""
+        options = self.options
+        if not self.is_chief:
+            train_dir_lib.check_free_space(self.directory, 2 * checkpoint_bytes, "this worker's scratch checkpoint",
+                                           flag="TMPDIR (a non-chief worker's scratch directory)")
+            return
+        if "://" in self.directory or not os.path.isdir(self.directory):
+            return
+        exports = 1
+        if options.export_model_steps and options.max_steps:
+            exports += options.max_steps // options.export_model_steps
+        existing = sum(os.path.getsize(os.path.join(self.directory, name)) for name in os.listdir(self.directory)
+                       if name.startswith(train_dir_lib.CHECKPOINT_NAME + "-"))
+        needed = (options.keep_checkpoints + 1) * checkpoint_bytes + exports * export_bytes - existing
+        train_dir_lib.check_free_space(self.directory, needed, f"{options.keep_checkpoints} checkpoints of "
+                                       f"{checkpoint_bytes / 2**20:.1f} MiB (--keep_checkpoints) and {exports} "
+                                       "export(s)")
+
+    def save(self, step):
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as e:
+            raise TrainingError(f"cannot write the checkpoint of step {step} to '{self.directory}' "
+                                f"({train_dir_lib.reason(e)}); the latest complete checkpoint is "
+                                f"{self.latest}") from None
+
+    def close(self):
+        if not self.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def restore(checkpoint, train_dir, optimizer, is_chief):
+    """Restores the chief's latest checkpoint (every worker: after a failure, restarting all workers resumes from it
+    with equal weights and the step count continuing, what Keras' BackupAndRestore does for model.fit). Returns the
+    step to continue from."""
+    latest = train_dir_lib.latest_checkpoint(train_dir)
+    if not latest:
+        return 0
+    try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise train_dir_lib.TrainDirError(
+            f"checkpoint '{latest}' cannot be restored into the model that model_flags.json describes "
+            f"({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); use "
+            "another --train_dir or --start_new_model") from None
+    step = int(optimizer.iterations.numpy())
+    if is_chief:
+        print(f"resumed from {latest} at step {step}", flush=True)
+    return step
+
+
+def loop_length(step, options, total_steps):
+    """Steps of the next device loop: --steps_per_loop, cut short at the next log, checkpoint or export step and
+    at the last step, so that those happen exactly where the flags say."""
+    length = max(1, options.steps_per_loop)
+    for every in (options.log_steps, options.checkpoint_steps, options.export_model_steps):
+        if every:
+            length = min(length, every - step % every)
+    if total_steps:
+        length = min(length, total_steps - step)
+    return length
+
+
+def evaluate_during_training(strategy, model, reader, loss_fn, options):
+    """--eval_data_pattern evaluated on the strategy's replicas, as eval.py would evaluate the checkpoint."""
+    replicas = strategy_lib.local_replicas(strategy)
+    data = reader.dataset(options.eval_data_pattern, options.batch_size // strategy.num_replicas_in_sync,
+                          shuffle=False, num_readers=options.num_readers)
+    return evaluation.evaluate(model, data, reader.num_classes, loss_fn, options.top_k,
+                               max_batches=options.eval_batches * replicas or None,
+                               jit_compile=options.jit_compile or isinstance(strategy, tf.distribute.TPUStrategy),
+                               strategy=strategy)
+
+
+def host_values(variables):
+    """numpy copies of `variables` (a distributed variable gives its first replica's copy): the checks below run
+    on the host, whatever device the weights live on."""
+    return [np.asarray(v.numpy()) for v in variables]
+
+
 def all_finite(variables):
-    floats = [v for v in variables if "float" in str(v.dtype)]
-    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in floats]))
+    return all(np.isfinite(value).all() for value in host_values(variables)
+               if np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16")
 
 
 def _bytes(variables):
     return sum(int(math.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
 
 
-def check_disk_space(options, model, optimizer, center_loss=None):
-    """A local --train_dir must hold --keep_checkpoints checkpoints (+ the one being written) and the exports the
-    run will write: known from the variable sizes, so a full disk fails now rather than hours later."""
-    train_dir = options.train_dir
-    if "://" in train_dir or not os.path.isdir(train_dir):
-        return
-    checkpoint = _bytes(model.weights) + _bytes(optimizer.variables) + (
-        _bytes(center_loss.weights) if center_loss is not None else 0)
-    exports = 1
-    if options.export_model_steps and options.max_steps:
-        exports += options.max_steps // options.export_model_steps
-    existing = sum(os.path.getsize(os.path.join(train_dir, name)) for name in os.listdir(train_dir)
-                   if name.startswith(train_dir_lib.CHECKPOINT_NAME + "-"))
-    needed = (options.keep_checkpoints + 1) * checkpoint + exports * _bytes(model.weights) - existing
-    train_dir_lib.check_free_space(train_dir, needed, f"{options.keep_checkpoints} checkpoints of "
-                                   f"{checkpoint / 2**20:.1f} MiB (--keep_checkpoints) and {exports} export(s)")
-
-
 def weights_fingerprint(model):
     """A number that differs when any weight differs (compares replicas and workers in tests and logs)."""
-    return float(sum(tf.reduce_sum(tf.abs(tf.cast(v, tf.float64)) * (i + 1)).numpy()
-                     for i, v in enumerate(model.weights)))
+    return float(sum(np.abs(value.astype(np.float64)).sum() * (i + 1)
+                     for i, value in enumerate(host_values(model.weights))))
 
 
 def export_model(model, settings, train_dir, step):
+    """The SavedModel of the current weights at train_dir/export/step_N, written from a copy of the model on the
+    host (built outside the strategy), so an export never traces variables that live on TPU cores or on several
+    devices."""
     path = os.path.join(train_dir, "export", f"step_{step}")
+    host = registry.build_model(settings)
+    trained = train_dir_lib.model_variables(model)
+    for name, variable in train_dir_lib.model_variables(host).items():
+        variable.assign(trained[name].numpy())
     try:
-        return export.export(model, settings, path)
+        return export.export(host, settings, path)
     except (tf.errors.OpError, OSError) as e:
         raise TrainingError(f"cannot write the export of step {step} to '{path}' ({train_dir_lib.reason(e)}); "
                             "the checkpoints in --train_dir are complete: rerun train.py to export again") from None

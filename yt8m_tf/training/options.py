@@ -1,0 +1,48 @@
+"""`TrainOptions`: everything about a training run that is not the model (the model settings go to
+model_flags.json). The one source of the training defaults: train.py's flags take theirs from here."""
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    train_data_pattern: str
+    train_dir: str
+    batch_size: int = 1024  # global, over all replicas (the starter code's was per GPU tower)
+    base_learning_rate: float = 0.01
+    learning_rate_decay: float = 0.95
+    learning_rate_decay_examples: int = 4000000
+    warmup_steps: int = 0
+    num_epochs: int = 5
+    max_steps: int = 0
+    steps_per_loop: int = 1
+    optimizer: str = "AdamOptimizer"
+    adam_epsilon: float = 1e-8
+    weight_decay: float = 0.0
+    clip_gradient_norm: float = 1.0
+    regularization_penalty: float = 1.0
+    start_new_model: bool = False
+    checkpoint_steps: int = 1000
+    keep_checkpoints: int = 5
+    export_model_steps: int = 0
+    log_steps: int = 100
+    num_readers: int = 8
+    shuffle_buffer: int = 1024
+    strategy: str = "auto"
+    tpu: str = ""
+    jit_compile: bool = False
+    mixed_precision: str = "none"
+    eval_data_pattern: str = ""
+    eval_batches: int = 0
+    seed: int = 0
+    progress: bool = True
+    skip_corrupt_records: bool = False
+    top_k: int = 20
+    logical_cpu_devices: int = 0
+    label_stats_dir: str = ""
+    deterministic: bool = False
+
+
+def default(name):
+    """The default of TrainOptions field `name`."""
+    return TrainOptions.__dataclass_fields__[name].default
