@@ -5,10 +5,9 @@ part 2).
 
 Each model is built the way the trainer builds it (yt8m_tf/training/trainer.py): `registry.build_model` from the
 flag defaults (`flags.default_model_settings`) plus the overrides below, `losses.get_loss`,
-`optimization.make_optimizer` (Adam, clipnorm 1.0, the staircase schedule), `registry.build_for_input`, and a
-`tf.function` step with the body of the trainer's `replica_step` (GradientTape, loss averaged with
-`tf.nn.compute_average_loss`, regularisation losses, `apply_gradients`, batch hit@1 and GAP), with and without
-`jit_compile=True`. Batches are in memory (input is not the bottleneck; part 1 measures it).
+`optimization.make_optimizer` (Adam, clipnorm 1.0, the staircase schedule), `registry.build_for_input`, and the
+trainer's own step, `yt8m_tf.training.step.TrainStep`, with and without `jit_compile=True`. Batches are in memory
+(input is not the bottleneck; part 1 measures it).
 
 FLOPs are counted analytically (bench/flops.py: forward matrix products x 3 for forward + backward). The matmul
 peak is a `tf.matmul` loop (3072^3 fp32 products, one per graph call) timed interleaved with the steps in the same
@@ -66,12 +65,12 @@ def make_batch(settings, batch_size, rng):
 
 
 def make_step(overrides, batch_size, jit_compile):
-    """The trainer's model, loss, optimizer and step body (default strategy, one replica)."""
+    """The trainer's model, loss, optimizer and step (`yt8m_tf.training.step.TrainStep`; default strategy, one
+    replica)."""
     import tensorflow as tf
 
     from yt8m_tf import flags as flags_lib, losses as losses_lib, registry
-    from yt8m_tf.training import optimization
-    from yt8m_tf.training.trainer import _batch_gap
+    from yt8m_tf.training import optimization, step as step_lib
 
     settings = flags_lib.default_model_settings(**overrides)
     model = registry.build_model(settings, jit_compile=jit_compile)
@@ -80,26 +79,8 @@ def make_step(overrides, batch_size, jit_compile):
     optimizer = optimization.make_optimizer("AdamOptimizer", schedule, clip_gradient_norm=1.0)
     registry.build_for_input(model, settings)
     optimizer.build(model.trainable_variables)
-
-    @tf.function(jit_compile=jit_compile)
-    def step(batch):
-        labels = batch["labels"]
-        with tf.GradientTape() as tape:
-            outputs = model(batch, training=True)
-            predictions = tf.cast(outputs["predictions"], tf.float32)
-            per_example = loss_fn(labels, predictions)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
-            total = loss
-            if model.losses:
-                total += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            scaled = optimizer.scale_loss(total)
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        hit_at_one = tf.gather(labels, tf.argmax(predictions, axis=1), batch_dims=1)
-        return {"loss": loss, "hit_at_one": tf.reduce_sum(hit_at_one) / float(batch_size),
-                "gap": _batch_gap(predictions, labels, 20)}
-
-    return settings, step
+    step = step_lib.TrainStep(model, loss_fn, optimizer, batch_size, jit_compile=jit_compile)
+    return settings, step if jit_compile else tf.function(step)
 
 
 def matmul_peak_fn(n=3072, count=2):
@@ -175,7 +156,7 @@ Machine: {common.machine()}.
 Matmul peak measured in this run, interleaved with the steps: **{peak / 1e9:.0f} GFLOP/s** (`tf.matmul` of 3072 x 3072
 fp32 matrices, one product per graph call, 2 calls per timing). Each model is built and stepped as the trainer does
 (see `bench/train_step.py`:
-registry, loss, Adam with clipnorm, the `replica_step` body), in-memory batches, {args.repeats} interleaved rounds,
+registry, loss, Adam with clipnorm, `TrainStep`), in-memory batches, {args.repeats} interleaved rounds,
 medians.
 
 FLOP counting (`bench/flops.py`): matrix products only, 2 FLOPs per multiply-add, forward x 3 for a training step
