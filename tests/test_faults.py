@@ -129,10 +129,12 @@ def test_programs_report_bad_input_in_one_line_and_write_nothing(data, tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
-def test_train_checks_input_and_train_dir_before_writing(data, tmp_path):
+def test_train_checks_input_and_train_dir_before_writing(data, tmp_path, monkeypatch):
     """In process (train.py reports these through yt8m_tf.cli, as the cases above show for its other errors)."""
     (tmp_path / "a_file").write_text("")
+    memory = dict(model="MlpModel", mlp_hidden_sizes="4", knn_memory_size=40, knn_k=2)  # the data has 64 videos
     cases = [
+        (dict(settings=memory), "--knn_memory_size 40 is smaller than the 64 training videos"),
         (dict(train_data_pattern=data["test"]), "--train_data_pattern '.*test\\*.tfrecord' has no labels"),
         (dict(train_data_pattern=data["train"], eval_data_pattern=data["test"]), "--eval_data_pattern .* no labels"),
         (dict(train_data_pattern=data["header_cut"]), "header_cut.tfrecord' is truncated or corrupt"),
@@ -142,12 +144,17 @@ def test_train_checks_input_and_train_dir_before_writing(data, tmp_path):
         (dict(train_dir="/proc/yt8m_run"), "cannot write to --train_dir '/proc/yt8m_run'"),
     ]
     for overrides, message in cases:
+        settings = {**SETTINGS, **overrides.pop("settings", {})}
         options = trainer.TrainOptions(**dict(dict(train_data_pattern=data["train"], train_dir=str(tmp_path / "run"),
                                                    batch_size=16, max_steps=2, progress=False), **overrides))
-        with pytest.raises((readers.ReaderError, trainer.TrainingError, train_dir_lib.TrainDirError),
-                           match=message) as error:
-            trainer.train(SETTINGS, options)
+        with pytest.raises((readers.ReaderError, trainer.TrainingError, train_dir_lib.TrainDirError,
+                            registry.ModelSettingsError), match=message) as error:
+            trainer.train(settings, options)
         assert "\n" not in str(error.value)
+    monkeypatch.setattr(readers.files, "count_records", lambda files: None)  # as for gs:// data
+    with pytest.raises(trainer.TrainingError, match="--learning_rate_decay_epochs needs the number of training"):
+        trainer.train(SETTINGS, trainer.TrainOptions(train_data_pattern=data["train"], train_dir=str(tmp_path / "run"),
+                                                     learning_rate_decay_epochs=1.0, max_steps=2))
     assert sorted(os.listdir(tmp_path)) == ["a_file"]  # nothing written
 
 

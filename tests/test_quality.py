@@ -14,7 +14,8 @@ import tensorflow as tf
 from yt8m_tf import flags as yt8m_flags, losses, presets, registry
 from yt8m_tf.classifiers import MLP, Ensemble, KnnMemory, Logistic, MoE
 from yt8m_tf.model import FeatureNormalization, VideoClassifier
-from yt8m_tf.training import step as step_lib, train_dir as train_dir_lib
+from yt8m_tf.training import optimization, step as step_lib, train_dir as train_dir_lib, trainer
+from yt8m_tf.training.options import TrainOptions
 
 RNG = np.random.default_rng(0)
 LOG_PRIOR = math.log(1 / 1000)
@@ -325,10 +326,23 @@ def test_knn_memory_config_and_checkpoint_round_trip(tmp_path):
     np.testing.assert_array_equal(fresh.classifier.output_ids.numpy(), trained.classifier.output_ids.numpy())
 
 
-def test_knn_memory_needs_an_mlp():
+def test_knn_memory_needs_an_mlp_on_fixed_input_and_room_for_every_training_video():
     settings = yt8m_flags.default_model_settings(model="LogisticModel", knn_memory_size=8)
     with pytest.raises(registry.ModelSettingsError, match="knn_memory_size needs MlpModel"):
         registry.check_settings(settings)
+    frames = dict(frame_features=True, feature_names="rgb,audio", video_level_classifier_model="MlpModel",
+                  knn_memory_size=8, knn_k=2)
+    registry.check_settings(yt8m_flags.default_model_settings(model="MeanPoolingModel", **frames))
+    with pytest.raises(registry.ModelSettingsError, match="the trainable pooling of --model DbofModel changes"):
+        registry.check_settings(yt8m_flags.default_model_settings(model="DbofModel", **frames))
+    # The preset's memory on the 2018 training set: refused before training, with the cost of a memory that fits:
+    # 2 members x 3,888,919 videos x (2048 x 2 key bytes + 32 x 4 label bytes + 8 fingerprint bytes + 4 + 32 x 6
+    # output-key bytes) = 34.4e9 bytes = 32.1 GiB.
+    best = {**yt8m_flags.default_model_settings(), **{k: v for k, v in presets.get_preset("video-best").items()
+                                                      if k in yt8m_flags.MODEL_FLAGS}}
+    registry.check_memory_capacity(best, 32768)
+    with pytest.raises(registry.ModelSettingsError, match=r"keep only the last 0\.8% .*\(about 32\.1 GiB"):
+        registry.check_memory_capacity(best, 3888919)
     with pytest.raises(ValueError, match="features"):
         KnnMemory(Logistic(3), 3)
 
@@ -428,9 +442,7 @@ def test_video_presets_build(name):
     preset = presets.get_preset(name)
     assert preset["feature_names"] == "mean_rgb,mean_audio" and preset["feature_sizes"] == "1024,128"
     assert not preset["frame_features"]
-    unknown = set(preset) - set(yt8m_flags.MODEL_FLAGS) - {
-        "optimizer", "weight_decay", "base_learning_rate", "warmup_steps", "learning_rate_decay",
-        "learning_rate_decay_examples", "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
+    unknown = set(preset) - set(yt8m_flags.MODEL_FLAGS) - set(TrainOptions.__dataclass_fields__)
     assert not unknown, unknown
     settings = _model_settings(name)
     registry.check_settings(settings)
@@ -454,9 +466,29 @@ def test_video_preset_flags_exist():
     yt8m_flags.define_model_flags(values)
     for name in ("video-best", "video-moe"):
         for key in presets.get_preset(name):
-            assert key in yt8m_flags.MODEL_FLAGS or key in {
-                "optimizer", "weight_decay", "base_learning_rate", "warmup_steps", "learning_rate_decay",
-                "learning_rate_decay_examples", "batch_size", "num_epochs", "shuffle_buffer", "clip_gradient_norm"}
+            assert key in yt8m_flags.MODEL_FLAGS or key in TrainOptions.__dataclass_fields__
+
+
+def test_preset_schedules_are_relative_to_the_data_and_yield_to_explicit_flags():
+    from absl import flags
+
+    def applied(*argv):
+        values = flags.FlagValues()
+        yt8m_flags.define_train_flags(values)
+        values(["train.py", *argv])
+        yt8m_flags.apply_preset("video-best", values)
+        return trainer.TrainOptions(**{k: values[k].value for k in TrainOptions.__dataclass_fields__ if k in values})
+
+    # x0.75 every 1.08 epochs: 25k examples (48 steps of 512) on the 23,091-video tuning split, as when tuned; 4.2M
+    # examples on the 3,888,919-video 2018 training set.
+    options = applied()
+    assert trainer.learning_rate_decay_examples(options, 23091) == pytest.approx(24938.28)
+    assert trainer.learning_rate_decay_examples(options, 3888919) == pytest.approx(4200032.52)
+    schedule = optimization.learning_rate_schedule(0.003, 0.75, trainer.learning_rate_decay_examples(options, 23091),
+                                                   512)
+    assert float(schedule(47)) == pytest.approx(0.003) and float(schedule(48)) == pytest.approx(0.00225)
+    explicit = applied("--learning_rate_decay_examples=1.5e6")  # a float, as the starter's flags are written
+    assert trainer.learning_rate_decay_examples(explicit, 23091) == 1.5e6
 
 
 def test_video_classifier_config_round_trip_with_every_knob():

@@ -24,12 +24,14 @@ MODEL_FLAGS = (
 )
 
 
-def define_data_flags(default_batch_size):
-    flags.DEFINE_integer("batch_size", default_batch_size, "Videos per batch (global, over all replicas).",
-                         lower_bound=1)
-    flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", lower_bound=1)
+def define_data_flags(default_batch_size, flag_values=FLAGS):
+    flags.DEFINE_integer("batch_size", default_batch_size, "Videos per batch, global over all replicas (the starter "
+                         "code's train.py took it per GPU tower: multiply its value by --num_gpu).", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_bool("skip_corrupt_records", False,
-                      "Skip corrupt or truncated TFRecord records (counted and reported) instead of stopping.")
+                      "Skip corrupt or truncated TFRecord records (counted and reported) instead of stopping.",
+                      flag_values=flag_values)
 
 
 def define_model_flags(flag_values=FLAGS):
@@ -108,62 +110,63 @@ def define_model_flags(flag_values=FLAGS):
                        lower_bound=0.0, flag_values=flag_values)
 
 
-def define_train_flags():
+def define_train_flags(flag_values=FLAGS):
     """train.py's flags; their defaults are TrainOptions' (yt8m_tf/training/options.py)."""
-    define_model_flags()
-    define_data_flags(default_batch_size=default("batch_size"))
-    flags.DEFINE_string("train_data_pattern", "", "Training TFRecords (glob, comma-separated, local or gs://).")
-    flags.DEFINE_string("train_dir", "/tmp/yt8m_model/", "Directory for checkpoints, settings and summaries "
-                        "(shared by every worker: gs:// for several machines or a TPU node).")
-    flags.DEFINE_string("preset", "", "A paper row or recipe (python train.py --list_presets); explicit flags win.")
-    flags.DEFINE_bool("list_presets", False, "Print the preset names, one per line, and exit.")
-    flags.DEFINE_bool("list_models", False, "Print the model names, one per line, and exit.")
-    flags.DEFINE_float("base_learning_rate", default("base_learning_rate"), "Initial learning rate.", lower_bound=0.0)
-    flags.DEFINE_float("learning_rate_decay", default("learning_rate_decay"), "Learning rate decay factor.",
-                       lower_bound=0.0, upper_bound=1.0)
-    flags.DEFINE_integer("learning_rate_decay_examples", default("learning_rate_decay_examples"),
-                         "Examples between learning rate decays.", lower_bound=1)
-    flags.DEFINE_integer("warmup_steps", default("warmup_steps"), "Linear learning-rate warmup steps.", lower_bound=0)
-    flags.DEFINE_integer("num_epochs", default("num_epochs"), "Passes over the training data.", lower_bound=1)
-    flags.DEFINE_integer("max_steps", default("max_steps"), "Stop after this many steps (0: num_epochs decides).",
-                         lower_bound=0)
-    flags.DEFINE_integer("steps_per_loop", default("steps_per_loop"), "Training steps per call to the device (a "
-                         "device-side loop; logs, checkpoints and exports still happen at their steps). Tens to "
-                         "hundreds on TPUs and fast GPUs, where the host's per-step work shows.", lower_bound=1)
-    flags.DEFINE_string("optimizer", default("optimizer"), "Optimizer (starter names like AdamOptimizer, or adam, "
-                        "adamw).")
-    flags.DEFINE_float("adam_epsilon", default("adam_epsilon"), "Adam epsilon.", lower_bound=0.0)
-    flags.DEFINE_float("weight_decay", default("weight_decay"), "Decoupled weight decay (adamw).", lower_bound=0.0)
-    flags.DEFINE_float("clip_gradient_norm", default("clip_gradient_norm"), "Clip each gradient tensor, summed over "
-                       "the replicas, by this norm (the starter code's clip_gradient_norms; 0: off).",
-                       lower_bound=0.0)
-    flags.DEFINE_float("regularization_penalty", default("regularization_penalty"),
-                       "Weight of the regularization losses.", lower_bound=0.0)
-    flags.DEFINE_bool("start_new_model", False, "Start over instead of resuming (the old train_dir is moved aside).")
-    flags.DEFINE_integer("checkpoint_steps", default("checkpoint_steps"), "Steps between checkpoints.", lower_bound=0)
-    flags.DEFINE_integer("keep_checkpoints", default("keep_checkpoints"), "Checkpoints kept.", lower_bound=1)
-    flags.DEFINE_integer("export_model_steps", default("export_model_steps"), "Steps between SavedModel exports "
-                         "(0: only at the end).", lower_bound=0)
-    flags.DEFINE_integer("log_steps", default("log_steps"), "Steps between log lines and summaries.", lower_bound=1)
-    flags.DEFINE_integer("shuffle_buffer", default("shuffle_buffer"), "Records in the shuffle buffer.", lower_bound=1)
-    flags.DEFINE_enum("strategy", default("strategy"), ["auto", "default", "one_device", "mirrored", "multi_worker",
-                                                        "tpu"], "Distribution strategy.")
-    flags.DEFINE_string("tpu", default("tpu"), "Cloud TPU: 'local' on a TPU VM (the default of --strategy=tpu), or "
-                        "a TPU node's name or grpc:// address (then every path must be gs://).")
-    flags.DEFINE_bool("jit_compile", default("jit_compile"), "Compile the training step with XLA.")
-    flags.DEFINE_enum("mixed_precision", default("mixed_precision"), ["none", "mixed_float16", "mixed_bfloat16"],
-                      "Mixed precision.")
-    flags.DEFINE_string("eval_data_pattern", "", "Optional data evaluated at every checkpoint.")
-    flags.DEFINE_integer("eval_batches", default("eval_batches"), "Batches of periodic evaluation (0: all).",
-                         lower_bound=0)
-    flags.DEFINE_string("label_stats_dir", "", "Directory with class_counts.npy / label_correlation.npy "
-                        "(python -m yt8m_tf.label_stats); computed from the training files when needed and absent.")
-    flags.DEFINE_integer("seed", default("seed"), "Random seed (input order, initial weights, dropout and noise).")
-    flags.DEFINE_bool("deterministic", default("deterministic"),
-                      "Reproducible input order for a --seed (slower input pipeline).")
-    flags.DEFINE_bool("quiet", False, "Log lines instead of a progress bar.")
-    flags.DEFINE_integer("logical_cpu_devices", default("logical_cpu_devices"), "Split the CPU into this many logical "
-                         "devices, to run the multi-replica code (--strategy=mirrored) without GPUs.", lower_bound=0)
+    define_model_flags(flag_values)
+    define_data_flags(default("batch_size"), flag_values)
+
+    def define(kind, name, help_text, value=None, **kwargs):
+        getattr(flags, f"DEFINE_{kind}")(name, default(name) if value is None else value, help=help_text,
+                                         flag_values=flag_values, **kwargs)
+
+    define("string", "train_data_pattern", "Training TFRecords (glob, comma-separated, local or gs://).", "")
+    define("string", "train_dir", "Directory for checkpoints, settings and summaries (shared by every worker: gs:// "
+           "for several machines or a TPU node).", "/tmp/yt8m_model/")
+    define("string", "preset", "A paper row or recipe (python train.py --list_presets); explicit flags win.", "")
+    define("bool", "list_presets", "Print the preset names, one per line, and exit.", False)
+    define("bool", "list_models", "Print the model names, one per line, and exit.", False)
+    define("float", "base_learning_rate", "Initial learning rate.", lower_bound=0.0)
+    define("float", "learning_rate_decay", "Learning rate decay factor.", lower_bound=0.0, upper_bound=1.0)
+    define("float", "learning_rate_decay_examples", "Examples between learning rate decays (e.g. 4e6).",
+           lower_bound=1)
+    define("float", "learning_rate_decay_epochs", "Epochs between learning rate decays, instead of "
+           "--learning_rate_decay_examples when > 0 (a schedule that means the same on any amount of data; needs "
+           "countable local files).", lower_bound=0.0)
+    define("integer", "warmup_steps", "Linear learning-rate warmup steps.", lower_bound=0)
+    define("integer", "num_epochs", "Passes over the training data.", lower_bound=1)
+    define("integer", "max_steps", "Stop after this many steps (0: num_epochs decides).", lower_bound=0)
+    define("integer", "steps_per_loop", "Training steps per call to the device (a device-side loop; logs, "
+           "checkpoints and exports still happen at their steps). Tens to hundreds on TPUs and fast GPUs, where the "
+           "host's per-step work shows.", lower_bound=1)
+    define("string", "optimizer", "Optimizer (starter names like AdamOptimizer, or adam, adamw).")
+    define("float", "adam_epsilon", "Adam epsilon.", lower_bound=0.0)
+    define("float", "weight_decay", "Decoupled weight decay (adamw).", lower_bound=0.0)
+    define("float", "clip_gradient_norm", "Clip each gradient tensor, summed over the replicas, by this norm (the "
+           "starter code's clip_gradient_norms; 0: off).", lower_bound=0.0)
+    define("float", "regularization_penalty", "Weight of the regularization losses.", lower_bound=0.0)
+    define("bool", "start_new_model", "Start over instead of resuming (the old train_dir is moved aside).")
+    define("integer", "checkpoint_steps", "Steps between checkpoints.", lower_bound=0)
+    define("integer", "keep_checkpoints", "Checkpoints kept.", lower_bound=1)
+    define("integer", "export_model_steps", "Steps between SavedModel exports (0: only at the end).", lower_bound=0)
+    define("integer", "log_steps", "Steps between log lines and summaries.", lower_bound=1)
+    define("integer", "shuffle_buffer", "Records in the shuffle buffer.", lower_bound=1)
+    define("enum", "strategy", "Distribution strategy.",
+           enum_values=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"])
+    define("string", "tpu", "Cloud TPU: 'local' on a TPU VM (the default of --strategy=tpu), or a TPU node's name "
+           "or grpc:// address (then every path must be gs://).")
+    define("bool", "jit_compile", "Compile the training step with XLA.")
+    define("enum", "mixed_precision", "Mixed precision.", enum_values=["none", "mixed_float16", "mixed_bfloat16"])
+    define("string", "eval_data_pattern", "Optional data evaluated at every checkpoint.")
+    define("integer", "eval_batches", "Batches of periodic evaluation (0: all).", lower_bound=0)
+    define("string", "label_stats_dir", "Directory with class_counts.npy / label_correlation.npy (python -m "
+           "yt8m_tf.label_stats); computed from the training files when needed and absent.")
+    define("integer", "seed", "Random seed (input order, initial weights, dropout and noise).")
+    define("bool", "deterministic", "Reproducible input order for a --seed (slower input pipeline).")
+    define("bool", "quiet", "Log lines instead of a progress bar.", False)
+    define("integer", "logical_cpu_devices", "Split the CPU into this many logical devices, to run the multi-replica "
+           "code (--strategy=mirrored) without GPUs.", lower_bound=0)
+    define("integer", "num_gpu", "Use at most this many of the visible GPUs (0: all). --batch_size stays the "
+           "global batch: the starter code's per-tower batch times its --num_gpu.", lower_bound=0)
 
 
 def default_model_settings(**overrides):
@@ -179,11 +182,15 @@ def default_model_settings(**overrides):
     return settings
 
 
-def apply_preset(name):
-    """A preset sets defaults; flags given on the command line win."""
+# A preset value that another flag replaces: given on the command line, that flag wins over the preset's.
+REPLACED_BY = {"learning_rate_decay_epochs": "learning_rate_decay_examples"}
+
+
+def apply_preset(name, flag_values=FLAGS):
+    """A preset sets defaults; flags given on the command line win (also over a preset value they replace)."""
     for key, value in presets_lib.get_preset(name).items():
-        if not FLAGS[key].present:
-            FLAGS[key].value = value
+        if not flag_values[key].present and not (key in REPLACED_BY and flag_values[REPLACED_BY[key]].present):
+            flag_values[key].value = value
 
 
 def model_settings():

@@ -107,6 +107,7 @@ FRAME_HEADS = {
 }
 
 MODEL_NAMES = sorted(POOLINGS) + sorted(CLASSIFIERS) + sorted(FRAME_HEADS)
+FIXED_POOLINGS = ("MeanPoolingModel", "MaxPoolingModel")  # no weights: a video's pooled input never changes
 
 
 class ModelSettingsError(ValueError):
@@ -137,6 +138,11 @@ def check_settings(settings):
         if name in FRAME_HEADS or name == "FrameLevelLogisticModel" or head != "MlpModel":
             raise ModelSettingsError("--knn_memory_size needs MlpModel as the classifier (--model=MlpModel, or "
                                      "--video_level_classifier_model=MlpModel under a pooling model)")
+        if name in POOLINGS and name not in FIXED_POOLINGS:
+            raise ModelSettingsError(f"--knn_memory_size recognises a training video by its pooled input, which "
+                                     f"the trainable pooling of --model {name} changes every step (each epoch "
+                                     f"would add every video again); use it with --model=MlpModel or under "
+                                     f"{' / '.join(sorted(FIXED_POOLINGS))}")
         if _get(settings, "knn_k") > _get(settings, "knn_memory_size"):
             raise ModelSettingsError(f"--knn_k {_get(settings, 'knn_k')} is larger than --knn_memory_size "
                                      f"{_get(settings, 'knn_memory_size')}")
@@ -144,6 +150,29 @@ def check_settings(settings):
             raise ModelSettingsError(f"--knn_weight {_get(settings, 'knn_weight')} + --knn_output_weight "
                                      f"{_get(settings, 'knn_output_weight')} is more than 1")
     loss_kwargs(settings)  # the loss options fit --label_loss: raises before train.py writes --train_dir
+
+
+def memory_bytes(settings, slots):
+    """Bytes of the k-NN memories (`KnnMemory`: keys, label ids, fingerprints, output keys) of `slots` videos, all
+    members: what every checkpoint and export holds."""
+    hidden = _sizes(settings["mlp_hidden_sizes"])
+    width = hidden[-1] if hidden else sum(_sizes(settings["feature_sizes"]))
+    per_slot = classifiers.KnnMemory.slot_bytes(width, settings["num_classes"],
+                                                output_weight=_get(settings, "knn_output_weight"))
+    return per_slot * slots * _get(settings, "ensemble_members")
+
+
+def check_memory_capacity(settings, num_examples):
+    """A k-NN memory with fewer slots than training videos would keep only the most recent ones (a ring): refused
+    before training, with the choices and their cost."""
+    slots = _get(settings, "knn_memory_size")
+    if not slots or num_examples <= slots:
+        return
+    raise ModelSettingsError(
+        f"--knn_memory_size {slots} is smaller than the {num_examples} training videos: the memory would keep only "
+        f"the last {slots / num_examples:.1%} of them. Choose --knn_memory_size={num_examples} (about "
+        f"{memory_bytes(settings, num_examples) / 2**30:.1f} GiB in every checkpoint and export, and a vote over "
+        "all of them per batch: docs/MODELS.md), --knn_memory_size=0 (no memory), or train on fewer videos")
 
 
 def needs_label_stats(settings):

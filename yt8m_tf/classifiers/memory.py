@@ -135,6 +135,14 @@ class KnnMemory(keras.layers.Layer):
             self.output_values = self.add_weight(shape=(self.memory_size, self.output_entries), initializer="zeros",
                                                  dtype="float16", name="output_values", **common)
 
+    @staticmethod
+    def slot_bytes(width, num_classes, max_labels=32, output_weight=0.0, output_entries=32):
+        """Bytes per video of the variables `build` makes (the defaults are the constructor's)."""
+        size = width * 2 + max_labels * 4 + 2 * 4  # keys float16, label ids int32, fingerprints float32
+        if output_weight:
+            size += 4 + min(output_entries, num_classes) * (4 + 2)  # norm float32, output ids int32, values float16
+        return size
+
     # ---- helpers --------------------------------------------------------------------------------------------------
     @staticmethod
     def _normalize(h):

@@ -17,7 +17,7 @@ def learning_rate_schedule(base_learning_rate, learning_rate_decay, learning_rat
                            warmup_steps=0):
     """lr = base * decay ** floor(step * batch_size / decay_examples), the starter code's staircase decay
     (the paper: x0.95 every 1.5M examples), optionally after a linear warmup."""
-    decay_steps = max(1, int(learning_rate_decay_examples) // int(batch_size))
+    decay_steps = max(1, int(float(learning_rate_decay_examples) // int(batch_size)))
     schedule = keras.optimizers.schedules.ExponentialDecay(
         base_learning_rate, decay_steps=decay_steps, decay_rate=learning_rate_decay, staircase=True)
     if warmup_steps and warmup_steps > 0:

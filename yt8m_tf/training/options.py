@@ -11,7 +11,8 @@ class TrainOptions:
     batch_size: int = 1024  # global, over all replicas (the starter code's was per GPU tower)
     base_learning_rate: float = 0.01
     learning_rate_decay: float = 0.95
-    learning_rate_decay_examples: int = 4000000
+    learning_rate_decay_examples: float = 4000000
+    learning_rate_decay_epochs: float = 0.0  # > 0: decay every this many epochs instead (presets)
     warmup_steps: int = 0
     num_epochs: int = 5
     max_steps: int = 0
@@ -39,6 +40,7 @@ class TrainOptions:
     skip_corrupt_records: bool = False
     top_k: int = 20
     logical_cpu_devices: int = 0
+    num_gpu: int = 0  # 0: every visible GPU
     label_stats_dir: str = ""
     deterministic: bool = False
 

@@ -58,6 +58,13 @@ def check_remote_tpu_paths(tpu, paths):
                                 f"--tpu={LOCAL_TPU})")
 
 
+def limit_gpus(count):
+    """Makes only the first `count` GPUs visible (--num_gpu), before TensorFlow starts up."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > count:
+        tf.config.set_visible_devices(gpus[:count], "GPU")
+
+
 def split_cpu(count):
     """Splits the host CPU into `count` logical devices (multi-replica code without GPUs), before TensorFlow starts
     up; nothing to do when it is split into at least that many already."""

@@ -40,6 +40,8 @@ def train(settings, options):
     Returns a dict with the final step, loss, paths, weights fingerprint and the last periodic evaluation."""
     if options.logical_cpu_devices > 1:
         strategy_lib.split_cpu(options.logical_cpu_devices)
+    if options.num_gpu:
+        strategy_lib.limit_gpus(options.num_gpu)
     keras.utils.set_random_seed(options.seed)
     if options.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(options.mixed_precision)
@@ -61,6 +63,9 @@ def train(settings, options):
         options.num_epochs * num_examples // options.batch_size if num_examples and options.num_epochs else 0)
     if num_workers > 1 and not total_steps:
         raise TrainingError("multi-worker training needs --max_steps when the number of examples is not countable")
+    decay_examples = learning_rate_decay_examples(options, num_examples)
+    if num_examples:
+        registry.check_memory_capacity(settings, num_examples)
     corrupt = readers.CorruptRecordCounter() if options.skip_corrupt_records else None
     distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt)
 
@@ -79,8 +84,8 @@ def train(settings, options):
         loss_fn = losses_lib.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
         center_loss = registry.build_center_loss(settings)
         schedule = optimization.learning_rate_schedule(
-            options.base_learning_rate, options.learning_rate_decay, options.learning_rate_decay_examples,
-            options.batch_size, options.warmup_steps)
+            options.base_learning_rate, options.learning_rate_decay, decay_examples, options.batch_size,
+            options.warmup_steps)
         optimizer = optimization.make_optimizer(
             options.optimizer, schedule, options.clip_gradient_norm, options.weight_decay,
             epsilon=options.adam_epsilon, mixed_precision=options.mixed_precision)
@@ -206,6 +211,17 @@ def check_input(data_pattern, files, skip_corrupt, flag):
                             "need labelled files; inference.py writes predictions for unlabelled ones")
     if not skip_corrupt:
         readers.files.check_truncation(files)
+
+
+def learning_rate_decay_examples(options, num_examples):
+    """Examples between learning-rate decays: --learning_rate_decay_epochs x the examples when set (presets: the
+    same schedule on 28.8k and on 3.9M videos), else --learning_rate_decay_examples."""
+    if not options.learning_rate_decay_epochs:
+        return options.learning_rate_decay_examples
+    if not num_examples:
+        raise TrainingError("--learning_rate_decay_epochs needs the number of training examples, which remote or "
+                            "very large data does not give: pass --learning_rate_decay_examples instead")
+    return options.learning_rate_decay_epochs * num_examples
 
 
 def training_input(strategy, reader, options, repeat, skip_corrupt=None):
