@@ -12,7 +12,7 @@ import tensorflow as tf
 import readers
 from tests import cli_testing as cli
 from yt8m_tf import flags as yt8m_flags, losses, registry
-from yt8m_tf.training import evaluation, optimization, step as step_lib, strategy as strategy_lib
+from yt8m_tf.training import ema, evaluation, optimization, step as step_lib, strategy as strategy_lib
 from yt8m_tf.training import train_dir as train_dir_lib, trainer
 
 RGB, AUDIO = 64, 32  # wide enough that the MoE's kernel gradients exceed the default clipping norm of 1
@@ -149,3 +149,60 @@ def test_a_remote_tpu_node_needs_gs_paths():
     strategy_lib.check_remote_tpu_paths("my-node", {"train_dir": "gs://b/run", "eval_data_pattern": ""})
     with pytest.raises(strategy_lib.StrategyError, match="--train_data_pattern '/data/a' is a local path"):
         strategy_lib.check_remote_tpu_paths("my-node", {"train_data_pattern": "gs://b/x,/data/a"})
+
+
+def test_weight_average_follows_its_formula_on_every_replica():
+    strategy = strategy_lib.make_strategy("mirrored", cpu_devices=2)
+    keras.utils.set_random_seed(3)
+    settings = yt8m_flags.default_model_settings(model="LogisticModel", feature_names="mean_rgb,mean_audio",
+                                                 feature_sizes=f"{cli.RGB},{cli.AUDIO}", num_classes=cli.CLASSES)
+    with strategy.scope():
+        model = registry.build_model(settings)
+        optimizer = optimization.make_optimizer("sgd", 0.5)
+        optimizer.build(model.trainable_variables)
+        average = ema.WeightAverage(model, 0.9)
+    step = step_lib.TrainStep(model, losses.get_loss("CrossEntropyLoss"), optimizer, 8, average=average)
+    run_step = tf.function(lambda batch: strategy.run(step, args=(batch,)))
+    rng = np.random.default_rng(0)
+    raw = [[w.numpy() for w in model.trainable_weights]]
+    for _ in range(2):
+        run_step(strategy.experimental_distribute_values_from_function(lambda context: _batch(rng)))
+        raw.append([w.numpy() for w in model.trainable_weights])
+    for i, weight in enumerate(model.trainable_weights):  # a2 = 0.81 w0 + 0.09 w1 + 0.1 w2
+        expected = 0.81 * raw[0][i] + 0.09 * raw[1][i] + 0.1 * raw[2][i]
+        assert not np.allclose(expected, raw[2][i])
+        for copy in strategy.experimental_local_results(average.averages[weight.path]):
+            np.testing.assert_allclose(copy.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_eval_inference_and_export_use_the_averages_and_training_resumes_from_the_raw_weights(data, tmp_path):
+    train_dir = tmp_path / "run"
+    settings = {**SETTINGS, "ema_decay": 0.5}
+
+    def train(**overrides):
+        values = dict(train_data_pattern=data["train"], train_dir=str(train_dir), batch_size=16, max_steps=4,
+                      progress=False, strategy="mirrored", logical_cpu_devices=2)
+        return trainer.train(settings, trainer.TrainOptions(**{**values, **overrides}))
+
+    first = train(eval_data_pattern=data["validate"])
+    loaded, _, step = train_dir_lib.load_trained_model(str(train_dir))  # what eval.py and inference.py load
+    raw = registry.build_model(settings)
+    averages = {v.path: tf.Variable(tf.zeros_like(v)) for v in raw.trainable_weights}
+    saved = tf.train.Checkpoint(model=train_dir_lib.model_variables(raw), ema=averages)
+    saved.read(first["checkpoint"]).expect_partial()
+    for weight, raw_weight in zip(loaded.trainable_weights, raw.trainable_weights):
+        np.testing.assert_array_equal(weight.numpy(), averages[weight.path].numpy())
+        assert not np.array_equal(weight.numpy(), raw_weight.numpy())
+    # The periodic evaluation (inside training) and the export see the averages, as eval.py does.
+    reader = registry.make_reader(settings)
+    alone = evaluation.evaluate(loaded, reader.dataset(data["validate"], 16), cli.CLASSES,
+                                losses.get_loss("CrossEntropyLoss"))
+    assert first["eval"]["gap"] == pytest.approx(alone["gap"], rel=1e-5)
+    records = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(readers.list_files(data["validate"]))][:5])
+    served = tf.saved_model.load(first["export"]).signatures["serving_default"](example_bytes=records)
+    batch = next(iter(reader.dataset(data["validate"], 5)))
+    scores, _ = tf.math.top_k(loaded(evaluation.model_inputs(batch))["predictions"], 20)
+    np.testing.assert_allclose(served["predictions"].numpy(), scores.numpy(), rtol=1e-5)
+    # Resuming restores the raw weights: a run with nothing left to do ends with the first run's raw weights.
+    assert train()["weights"] == first["weights"] != trainer.weights_fingerprint(loaded)
+    assert step == 4

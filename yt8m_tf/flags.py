@@ -20,7 +20,7 @@ MODEL_FLAGS = (
     "label_alpha", "label_beta", "label_gamma", "huber_delta", "center_loss_lambda",
     "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing", "focal_gamma_neg",
     "knn_memory_size", "knn_k", "knn_temperature", "knn_weight", "knn_output_weight", "knn_output_temperature",
-    "ensemble_members",
+    "ensemble_members", "ema_decay",
 )
 
 
@@ -82,6 +82,10 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_integer("ensemble_members", 1, "Independently trained copies of the classifier h (with its k-NN "
                          "memory) in one model, their probabilities averaged (paper 3.3); training costs that many "
                          "times one.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_float("ema_decay", 0.0, "Keep an exponential moving average of the trainable weights, updated "
+                       "after every step with this decay (0.999: about the last 1000 steps); eval.py, inference.py "
+                       "and the exports use the averages, training resumes from the raw weights. 0: off.",
+                       lower_bound=0.0, upper_bound=0.999999, flag_values=flag_values)
     flags.DEFINE_integer("lstm_cells", 1024, "LSTM cell size d (paper 1152).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_float("lstm_dropout", 0.0, "Dropout rate on the LSTM outputs.", lower_bound=0.0, upper_bound=0.99, flag_values=flag_values)

@@ -18,7 +18,7 @@ from yt8m_tf.model import FeatureNormalization, VideoClassifier
 LATER_DEFAULTS = {
     "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
     "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3, "ensemble_members": 1,
-    "focal_gamma_neg": 0.0, "knn_output_weight": 0.0, "knn_output_temperature": 0.02,
+    "focal_gamma_neg": 0.0, "knn_output_weight": 0.0, "knn_output_temperature": 0.02, "ema_decay": 0.0,
 }
 
 

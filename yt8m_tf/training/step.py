@@ -49,6 +49,7 @@ class TrainStep:
        (`optimization.make_optimizer`, which expects summed gradients): N replicas compute what one device computes
        on the whole batch, whatever the clipping; under mixed_float16 an overflow on any replica skips the step on
        every replica.
+    4. With `average` (`ema.WeightAverage`), the weight averages are updated.
 
     Returns the replica's shares of the batch metrics (`METRICS`); summed over the replicas they are the global
     batch's mean loss and hit@1 and the replicas' mean GAP@top_k. Call it inside a tf.function (`make_loop`'s, or
@@ -56,7 +57,7 @@ class TrainStep:
     """
 
     def __init__(self, model, loss_fn, optimizer, global_batch_size, center_loss=None, center_lambda=0.0,
-                 regularization_penalty=1.0, top_k=20, jit_compile=False):
+                 regularization_penalty=1.0, top_k=20, jit_compile=False, average=None):
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -65,6 +66,7 @@ class TrainStep:
         self.center_lambda = float(center_lambda)
         self.regularization_penalty = float(regularization_penalty)
         self.top_k = int(top_k)
+        self.average = average
         self._seeds = [(state, int(state.numpy()[0])) for state in seed_states(model)]
         # Plain Python, traced by the caller's tf.function (a nested tf.function cannot hold the gradients'
         # all-reduce on MirroredStrategy); XLA needs its own compiled function.
@@ -100,6 +102,8 @@ class TrainStep:
         if context is not None and context.num_replicas_in_sync > 1:
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         optimizer.apply_gradients(zip(grads, variables))
+        if self.average is not None:
+            self.average.update()
         predictions = tf.cast(outputs["predictions"], tf.float32)
         replicas = float(tf.distribute.get_strategy().num_replicas_in_sync)
         hit_at_one = tf.gather(labels, tf.argmax(predictions, axis=1), batch_dims=1)

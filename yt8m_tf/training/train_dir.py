@@ -181,9 +181,16 @@ def model_variables(model):
     return variables
 
 
-def make_checkpoint(model, **trackables):
-    """The tf.train.Checkpoint of a model (by weight path) and of other trackables (optimizer, center loss)."""
-    return tf.train.Checkpoint(model=model_variables(model), **trackables)
+def make_checkpoint(model, averaged=False, **trackables):
+    """The tf.train.Checkpoint of a model (by weight path) and of other trackables (optimizer, center loss, the
+    `ema` averages). `averaged`: the model's trainable weights are read from (restored out of) the `ema` averages
+    of a run with --ema_decay instead of the raw weights."""
+    variables = model_variables(model)
+    if not averaged:
+        return tf.train.Checkpoint(model=variables, **trackables)
+    trainable = {v.path for v in model.trainable_weights}
+    return tf.train.Checkpoint(model={p: v for p, v in variables.items() if p not in trainable},
+                               ema={p: v for p, v in variables.items() if p in trainable}, **trackables)
 
 
 def checkpoint_step(path):
@@ -193,7 +200,7 @@ def checkpoint_step(path):
 
 def load_trained_model(train_dir, checkpoint=None, jit_compile=False):
     """(model, settings, step) from a --train_dir written by train.py: its model_flags.json rebuilds the model and
-    the latest (or the given) checkpoint fills it."""
+    the latest (or the given) checkpoint fills it (with the weight averages of a run with --ema_decay)."""
     from yt8m_tf import registry  # the registry imports the model zoo; train_dir stays importable without it
 
     settings = read_settings(train_dir)
@@ -203,7 +210,8 @@ def load_trained_model(train_dir, checkpoint=None, jit_compile=False):
                             "--checkpoint_steps steps and at the end)")
     model = registry.build_model(settings, jit_compile=jit_compile)
     try:
-        make_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
+        averaged = bool(settings.get("ema_decay"))
+        make_checkpoint(model, averaged).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise TrainDirError(f"checkpoint '{path}' does not fit the model in {SETTINGS_FILE} "
                             f"({str(e).splitlines()[0][:200]})") from None

@@ -10,6 +10,7 @@
 Keras 3's `model.fit` does not support MultiWorkerMirroredStrategy (keras-team/keras#20585), hence the custom loop.
 """
 
+import contextlib
 import math
 import os
 import secrets
@@ -24,7 +25,8 @@ import tensorflow as tf
 import readers
 from yt8m_tf import label_stats, losses as losses_lib
 from yt8m_tf import registry
-from yt8m_tf.training import evaluation, export, optimization, step as step_lib, strategy as strategy_lib, summaries
+from yt8m_tf.training import ema, evaluation, export, optimization, step as step_lib, strategy as strategy_lib
+from yt8m_tf.training import summaries
 from yt8m_tf.training import train_dir as train_dir_lib
 from yt8m_tf.training.options import TrainOptions  # noqa: F401  (the trainer's options, re-exported)
 
@@ -91,9 +93,12 @@ def train(settings, options):
             epsilon=options.adam_epsilon, mixed_precision=options.mixed_precision)
         registry.build_for_input(model, settings, center_loss)
         optimizer.build(model.trainable_variables)
+        average = ema.WeightAverage(model, settings["ema_decay"]) if settings.get("ema_decay") else None
         trackables = {"optimizer": optimizer}
         if center_loss is not None:
             trackables["center_loss"] = {v.path: v for v in center_loss.weights}
+        if average is not None:
+            trackables["ema"] = average.averages
         checkpoint = train_dir_lib.make_checkpoint(model, **trackables)
     checkpoints = Checkpoints(checkpoint, options, is_chief, task_index)
     checkpoints.check_disk_space(_bytes(model.weights) + _bytes(optimizer.variables) + (
@@ -101,15 +106,17 @@ def train(settings, options):
     step = restore(checkpoint, options.train_dir, optimizer, is_chief)
     train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
-                                    options.top_k, jit_compile=options.jit_compile)
+                                    options.top_k, jit_compile=options.jit_compile, average=average)
     loop = step_lib.make_loop(strategy, train_step)
     # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
     # is brought up to date before every checkpoint and export, on every replica.
     refresh_memory = getattr(model.classifier, "refresh_memory", None)
     refresh = tf.function(lambda: strategy.run(refresh_memory)) if refresh_memory else (lambda: None)
+    averaged = average.applied if average is not None else contextlib.nullcontext  # what eval and exports see
 
     def save(step):
-        refresh()
+        with averaged():
+            refresh()
         if not all_finite(model.weights):
             raise TrainingError(f"a weight became NaN or inf at step {step} (the loss was finite); not saved. The "
                                 f"latest checkpoint ({checkpoints.latest}) holds the last finite weights: "
@@ -117,7 +124,8 @@ def train(settings, options):
         checkpoints.save(step)
         if not options.eval_data_pattern:
             return None
-        results = evaluate_during_training(strategy, model, reader, loss_fn, options)
+        with averaged():
+            results = evaluate_during_training(strategy, model, reader, loss_fn, options)
         if is_chief:
             print(f"step {step} eval: " + " ".join(f"{k} {v:.4f}" for k, v in results.items()
                                                    if k != "num_examples"), flush=True)
@@ -168,9 +176,10 @@ def train(settings, options):
         if done and options.checkpoint_steps and step % options.checkpoint_steps == 0:
             last_eval = save(step)
         if done and options.export_model_steps and step % options.export_model_steps == 0:
-            refresh()  # on every worker: the replicas refresh together
-            if is_chief:
-                export_model(model, settings, options.train_dir, step)
+            with averaged():
+                refresh()  # on every worker: the replicas refresh together
+                if is_chief:
+                    export_model(model, settings, options.train_dir, step)
         if done < length:  # the data ended
             break
 
@@ -180,7 +189,8 @@ def train(settings, options):
                             f"'{options.train_data_pattern}' (fewer videos than --batch_size?)")
     if checkpoints.latest is None or not checkpoints.latest.endswith(f"-{step}"):
         last_eval = save(step)
-    export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
+    with averaged():
+        export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
     capacity_note = getattr(model.classifier, "capacity_note", lambda: None)()
     if capacity_note and is_chief:
         print(f"note: {capacity_note}", flush=True)
