@@ -20,11 +20,13 @@ def user_errors():
     from readers.files import ReaderError
     from yt8m_tf.presets import PresetError
     from yt8m_tf.registry import ModelSettingsError
+    from yt8m_tf.training.distillation import DistillationError
     from yt8m_tf.training.strategy import StrategyError
     from yt8m_tf.training.train_dir import TrainDirError
     from yt8m_tf.training.trainer import TrainingError
 
-    return ReaderError, PresetError, ModelSettingsError, StrategyError, TrainDirError, TrainingError
+    return (ReaderError, PresetError, ModelSettingsError, DistillationError, StrategyError, TrainDirError,
+            TrainingError)
 
 
 def debug():

@@ -169,6 +169,13 @@ def define_train_flags(flag_values=FLAGS):
     define("bool", "quiet", "Log lines instead of a progress bar.", False)
     define("integer", "logical_cpu_devices", "Split the CPU into this many logical devices, to run the multi-replica "
            "code (--strategy=mirrored) without GPUs.", lower_bound=0)
+    define("string", "teacher_dirs", "Distillation: comma-separated --train_dirs of trained models whose mean "
+           "predictions the student also learns (the cross entropy to them, weighted by --distillation_weight).")
+    define("string", "teacher_predictions", "Distillation from saved predictions instead: Kaggle-format files "
+           "(inference.py with a large --top_k; e.g. out-of-fold predictions of teachers that did not train on "
+           "the video) with a row for every training video.")
+    define("float", "distillation_weight", "Weight of the cross entropy to the teacher; the loss on the labels gets "
+           "1 minus it (the 2018 winners: 0.5).", lower_bound=0.0, upper_bound=1.0)
     define("integer", "num_gpu", "Use at most this many of the visible GPUs (0: all). --batch_size stays the "
            "global batch: the starter code's per-tower batch times its --num_gpu.", lower_bound=0)
 

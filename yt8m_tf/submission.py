@@ -74,6 +74,31 @@ def format_video_rows_naive(video_ids, top_indices, top_scores):
     return "".join(lines)
 
 
+def read_video_rows(path):
+    """(video ids [N] str, classes [N, k] int32, scores [N, k] float32) of a video-level submission file; rows with
+    fewer than k pairs are padded with class 0 at score 0. Raises ValueError naming the file and line on a row that
+    is not `id,label score ...`."""
+    ids, pairs = [], []
+    with tf.io.gfile.GFile(path) as f:
+        header = f.readline()
+        if header != VIDEO_HEADER:
+            raise ValueError(f"'{path}' does not start with the header {VIDEO_HEADER.strip()!r}")
+        for number, line in enumerate(f, start=2):
+            video_id, comma, values = line.rstrip("\n").partition(",")
+            fields = values.split()
+            if not comma or len(fields) % 2:
+                raise ValueError(f"'{path}' line {number} is not 'VideoId,label score label score ...'")
+            ids.append(video_id)
+            pairs.append(fields)
+    k = max((len(p) // 2 for p in pairs), default=0)
+    classes, scores = np.zeros((len(ids), k), np.int32), np.zeros((len(ids), k), np.float32)
+    for row, fields in enumerate(pairs):
+        n = len(fields) // 2
+        classes[row, :n] = np.asarray(fields[0::2], np.int64)
+        scores[row, :n] = np.asarray(fields[1::2], np.float64)
+    return ids, classes, scores
+
+
 def format_segment_row(class_id, segment_ids):
     """``<class>,<video:start> <video:start> ...`` + newline (segment_ids already in descending score order)."""
     return "%d,%s\n" % (class_id, " ".join(segment_ids))

@@ -43,6 +43,9 @@ class TrainOptions:
     num_gpu: int = 0  # 0: every visible GPU
     label_stats_dir: str = ""
     deterministic: bool = False
+    teacher_dirs: str = ""  # distillation: trained models run beside the student
+    teacher_predictions: str = ""  # ... or their saved predictions (Kaggle-format files)
+    distillation_weight: float = 0.5
 
 
 def default(name):

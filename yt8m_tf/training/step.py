@@ -7,6 +7,9 @@ returning to Python, as TPUs need.
 
 import tensorflow as tf
 
+from yt8m_tf import losses
+from yt8m_tf.training import distillation
+
 METRICS = ("loss", "hit_at_one", "gap")
 _REPLICA_SEED_STRIDE = 1_000_003  # replica r draws with seed + r * stride
 _DRAWS_PER_STEP = 1 << 16  # a seed generator's counter advances this much per step (one per draw)
@@ -22,13 +25,21 @@ def batch_gap(predictions, labels, k=20):
     return tf.math.divide_no_nan(tf.reduce_sum(precision * hits), tf.reduce_sum(labels))
 
 
-def per_example_loss(loss_fn, labels, outputs):
+def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0):
     """(B,) loss of the model's outputs; for an ensemble h (`member_predictions`) the mean of every member's loss
-    on its own predictions, so that each member is trained as if alone."""
+    on its own predictions, so that each member is trained as if alone. With `teacher` probabilities (B, C)
+    (distillation): (1 - teacher_weight) x the loss + teacher_weight x the cross entropy to the teacher's."""
+
+    def loss(predictions):
+        value = loss_fn(labels, predictions)
+        if teacher is None:
+            return value
+        return (1.0 - teacher_weight) * value + teacher_weight * losses.cross_entropy(teacher, predictions)
+
     if "member_predictions" not in outputs:
-        return loss_fn(labels, tf.cast(outputs["predictions"], tf.float32))
+        return loss(tf.cast(outputs["predictions"], tf.float32))
     members = tf.unstack(tf.cast(outputs["member_predictions"], tf.float32), axis=1)
-    return tf.add_n([loss_fn(labels, member) for member in members]) / len(members)
+    return tf.add_n([loss(member) for member in members]) / len(members)
 
 
 def seed_states(model):
@@ -43,8 +54,10 @@ class TrainStep:
     1. Random draws (dropout, input noise, frame sampling, adaptive noise) are seeded by (the generator's seed from
        `--seed`, the step, the replica): every replica draws its own values, and a rerun with the same `--seed`, or
        a run resumed from a checkpoint, draws the same values at the same step.
-    2. Forward pass; per-example losses (one per ensemble member, `per_example_loss`) averaged over the GLOBAL
-       batch (`tf.nn.compute_average_loss`), plus `regularization_penalty` x the layers' losses and the center loss.
+    2. Forward pass; per-example losses (one per ensemble member, `per_example_loss`; mixed with the cross entropy
+       to the `teachers`' predictions, or to the batch's `teacher_predictions`, by `teacher_weight`) averaged over
+       the GLOBAL batch (`tf.nn.compute_average_loss`), plus `regularization_penalty` x the layers' losses and the
+       center loss.
     3. The gradients are summed over the replicas (all-reduce) here, then clipped and applied by the optimizer
        (`optimization.make_optimizer`, which expects summed gradients): N replicas compute what one device computes
        on the whole batch, whatever the clipping; under mixed_float16 an overflow on any replica skips the step on
@@ -57,7 +70,8 @@ class TrainStep:
     """
 
     def __init__(self, model, loss_fn, optimizer, global_batch_size, center_loss=None, center_lambda=0.0,
-                 regularization_penalty=1.0, top_k=20, jit_compile=False, average=None):
+                 regularization_penalty=1.0, top_k=20, jit_compile=False, average=None, teachers=(),
+                 teacher_weight=0.0):
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -67,6 +81,8 @@ class TrainStep:
         self.regularization_penalty = float(regularization_penalty)
         self.top_k = int(top_k)
         self.average = average
+        self.teachers = list(teachers)
+        self.teacher_weight = float(teacher_weight)
         self._seeds = [(state, int(state.numpy()[0])) for state in seed_states(model)]
         # Plain Python, traced by the caller's tf.function (a nested tf.function cannot hold the gradients'
         # all-reduce on MirroredStrategy); XLA needs its own compiled function.
@@ -86,9 +102,12 @@ class TrainStep:
         self._seed_replica()
         labels = batch["labels"]
         model, optimizer = self.model, self.optimizer
+        teacher = batch.get(distillation.TEACHER_KEY)
+        if self.teachers:
+            teacher = distillation.teacher_predictions(self.teachers, batch)
         with tf.GradientTape() as tape:
             outputs = model(batch, training=True)
-            per_example = per_example_loss(self.loss_fn, labels, outputs)
+            per_example = per_example_loss(self.loss_fn, labels, outputs, teacher, self.teacher_weight)
             if self.center_loss is not None:
                 per_example += self.center_lambda * self.center_loss(outputs["embedding"], labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)

@@ -25,8 +25,8 @@ import tensorflow as tf
 import readers
 from yt8m_tf import label_stats, losses as losses_lib
 from yt8m_tf import registry
-from yt8m_tf.training import ema, evaluation, export, optimization, step as step_lib, strategy as strategy_lib
-from yt8m_tf.training import summaries
+from yt8m_tf.training import distillation, ema, evaluation, export, optimization, step as step_lib
+from yt8m_tf.training import strategy as strategy_lib, summaries
 from yt8m_tf.training import train_dir as train_dir_lib
 from yt8m_tf.training.options import TrainOptions  # noqa: F401  (the trainer's options, re-exported)
 
@@ -69,7 +69,13 @@ def train(settings, options):
     if num_examples:
         registry.check_memory_capacity(settings, num_examples)
     corrupt = readers.CorruptRecordCounter() if options.skip_corrupt_records else None
-    distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt)
+    if options.teacher_dirs and options.teacher_predictions:
+        raise TrainingError("give --teacher_dirs or --teacher_predictions, not both")
+    table = (distillation.PredictionTable(options.teacher_predictions, reader.num_classes)
+             if options.teacher_predictions else None)
+    teacher_dirs = distillation.check_teachers(options.teacher_dirs, settings)
+    distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt,
+                                 teacher_table=table)
 
     # ---- --train_dir: checked, written by the chief, seen by every worker ------------------------------------------
     train_dir_lib.prepare(options.train_dir, settings, options.start_new_model, is_chief)
@@ -94,6 +100,7 @@ def train(settings, options):
         registry.build_for_input(model, settings, center_loss)
         optimizer.build(model.trainable_variables)
         average = ema.WeightAverage(model, settings["ema_decay"]) if settings.get("ema_decay") else None
+        teachers = distillation.load_teachers(teacher_dirs)
         trackables = {"optimizer": optimizer}
         if center_loss is not None:
             trackables["center_loss"] = {v.path: v for v in center_loss.weights}
@@ -106,7 +113,9 @@ def train(settings, options):
     step = restore(checkpoint, options.train_dir, optimizer, is_chief)
     train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
-                                    options.top_k, jit_compile=options.jit_compile, average=average)
+                                    options.top_k, jit_compile=options.jit_compile, average=average,
+                                    teachers=teachers,
+                                    teacher_weight=options.distillation_weight if teachers or table else 0.0)
     loop = step_lib.make_loop(strategy, train_step)
     # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
     # is brought up to date before every checkpoint and export, on every replica.
@@ -234,10 +243,11 @@ def learning_rate_decay_examples(options, num_examples):
     return options.learning_rate_decay_epochs * num_examples
 
 
-def training_input(strategy, reader, options, repeat, skip_corrupt=None):
+def training_input(strategy, reader, options, repeat, skip_corrupt=None, teacher_table=None):
     """The distributed training dataset: each input worker reads its share of the files (`shard`), shuffled with
     its own seed, in per-replica batches of static shape (`drop_remainder`), forever when `repeat` (the loop stops
-    by count) else for --num_epochs (the loop stops at the end of the data)."""
+    by count) else for --num_epochs (the loop stops at the end of the data); with a `teacher_table`
+    (`distillation.PredictionTable`) each batch also holds the teacher's soft targets."""
 
     def dataset_fn(context):
         data = reader.dataset(options.train_data_pattern, context.get_per_replica_batch_size(options.batch_size),
@@ -246,6 +256,8 @@ def training_input(strategy, reader, options, repeat, skip_corrupt=None):
                               shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
                               shard=(context.input_pipeline_id, context.num_input_pipelines),
                               skip_corrupt=skip_corrupt, deterministic=options.deterministic)
+        if teacher_table is not None:
+            data = data.map(teacher_table.add_to)
         return data.map(evaluation.model_inputs)
 
     return strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
