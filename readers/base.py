@@ -76,14 +76,14 @@ class BaseReader:
         if shuffle:
             records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         batches = records.batch(int(batch_size), drop_remainder=drop_remainder)
-        batches = self._transform(batches, int(batch_size), drop_remainder)
+        batches = self._transform(batches, int(batch_size), drop_remainder, shuffle_buffer if shuffle else 0, seed)
         if drop_remainder:  # every tensor of fully static shape, batch dimension included (TPUs need it)
             batches = batches.map(lambda batch: {k: _with_batch_size(v, int(batch_size)) for k, v in batch.items()})
         options = tf.data.Options()
         options.deterministic = (not shuffle) if deterministic is None else deterministic
         return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 
-    def _transform(self, batches, batch_size, drop_remainder):
+    def _transform(self, batches, batch_size, drop_remainder, shuffle_buffer, seed):
         return batches.map(self._parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
     def parse_records(self, records):

@@ -48,12 +48,15 @@ class FrameLevelReader(BaseReader):
             raise ReaderError(f"--segment_labels needs segment-rated (2019) files; '{path}' has no "
                               f"'segment_start_times' (context keys: {sorted(context)})")
 
-    def _transform(self, batches, batch_size, drop_remainder):
+    def _transform(self, batches, batch_size, drop_remainder, shuffle_buffer, seed):
         videos = batches.map(self._parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
         if not self.segment_labels:
             return videos
-        # Segments: the rated segments of the parsed videos, re-batched to the same batch size.
+        # Segments: the rated segments of the parsed videos, shuffled when training (a video's segments would
+        # otherwise share batches), re-batched to the same batch size.
         segments = videos.unbatch().map(self._video_segments, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        if shuffle_buffer:
+            segments = segments.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return segments.batch(batch_size, drop_remainder=drop_remainder)
 
     def _parse_batch(self, filenames, records):

@@ -70,6 +70,21 @@ def test_softmax_by_hand():
     assert float(losses.softmax(np.zeros((1, 3), np.float32), PREDS[:1])[0]) == 0.0
 
 
+def test_label_weights_keep_only_the_rated_terms_by_hand():
+    # Segment ratings: only (example, class) pairs with weight 1 enter the sum (the 2019 starter's CrossEntropyLoss).
+    weights = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(np.asarray(losses.cross_entropy(LABELS, PREDS, label_weights=weights)),
+                               [-math.log(0.8 + EPS), -(math.log(0.7 + EPS) + math.log(0.8 + EPS))], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.hinge(LABELS, PREDS, label_weights=weights)),
+                               [1 + 0.2, (1 + 0.3) + (1 - 0.8)], rtol=1e-6)
+    terms = [-math.log(0.8 + EPS), -math.log(0.7 + EPS), -math.log(0.8 + EPS)]
+    huber = [0.25 * (math.sqrt(1 + (t / 0.5) ** 2) - 1) for t in terms]
+    np.testing.assert_allclose(np.asarray(losses.pseudo_huber_cross_entropy(LABELS, PREDS, label_weights=weights)),
+                               [huber[0], huber[1] + huber[2]], rtol=1e-5)
+    with pytest.raises(ValueError, match="SoftmaxLoss cannot weight classes"):
+        losses.softmax(LABELS, PREDS, label_weights=weights)
+
+
 def test_registry_and_get_loss():
     assert set(LOSSES) == {"CrossEntropyLoss", "HingeLoss", "SoftmaxLoss", "PseudoHuberLoss"}
     huber = get_loss("PseudoHuberLoss", delta=2.0)

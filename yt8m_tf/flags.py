@@ -169,6 +169,13 @@ def define_train_flags(flag_values=FLAGS):
     define("bool", "quiet", "Log lines instead of a progress bar.", False)
     define("integer", "logical_cpu_devices", "Split the CPU into this many logical devices, to run the multi-replica "
            "code (--strategy=mirrored) without GPUs.", lower_bound=0)
+    define("bool", "segment_labels", "Train on the rated segments of 2019 segment-rated files: one example per "
+           "rated 5-frame segment, only the rated (segment, class) pairs enter the loss.")
+    define("string", "init_from", "Start a new run from the weights of another one: its --train_dir (latest "
+           "checkpoint) or a checkpoint prefix; its model settings must be this run's (losses, dropout and the like "
+           "may differ). A run that has its own checkpoint resumes from it instead.")
+    define("string", "freeze", "Comma-separated parts of the model whose weights stay fixed: pooling, classifier, "
+           "label_processing (e.g. fine-tuning on segments with --freeze=pooling).")
     define("string", "teacher_dirs", "Distillation: comma-separated --train_dirs of trained models whose mean "
            "predictions the student also learns (the cross entropy to them, weighted by --distillation_weight).")
     define("string", "teacher_predictions", "Distillation from saved predictions instead: Kaggle-format files "

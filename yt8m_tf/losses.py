@@ -2,7 +2,9 @@
 
 Every function takes `(labels, predictions)` (multi-hot labels and probabilities, both (B, C)) and returns the
 per-example loss (B,), i.e. the starter `calculate_loss` without its final `reduce_mean` over the batch, so the
-distributed loop can call `tf.nn.compute_average_loss(per_example, global_batch_size)`. They are computed in
+distributed loop can call `tf.nn.compute_average_loss(per_example, global_batch_size)`. The per-class losses also
+take `label_weights` (B, C): each (example, class) term is multiplied by its weight before the sum over classes,
+as the 2019 starter code's CrossEntropyLoss did for segment ratings (weight 1 at the rated classes, 0 elsewhere). They are computed in
 float32 whatever the input dtype. `LOSSES` maps the starter's `--label_loss` names (plus the paper's
 `PseudoHuberLoss`) to these functions and `get_loss(name, **kwargs)` binds their keyword arguments.
 
@@ -39,8 +41,15 @@ def _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing=0.0
     return -(y * ops.log(p + epsilon) + (1.0 - y) * negative)
 
 
+def _class_sum(terms, label_weights):
+    """sum over classes of the (B, C) per-class terms, each weighted by `label_weights` when given."""
+    if label_weights is not None:
+        terms = terms * ops.cast(label_weights, "float32")
+    return ops.sum(terms, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0, focal_gamma_neg=0.0):
+def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0, focal_gamma_neg=0.0, label_weights=None):
     """Starter `CrossEntropyLoss`: `-sum_c [y log(p + eps) + (1 - y) log(1 - p + eps)]` per example.
 
     `label_smoothing` s > 0 replaces y by y (1 - s) + s / 2 (`--label_smoothing`; 0 = the starter's loss).
@@ -53,11 +62,13 @@ def cross_entropy(labels, predictions, epsilon=1e-5, label_smoothing=0.0, focal_
     google/youtube-8m). Predictions are clipped to [0, 1] first (a no-op for sigmoid / MoE outputs) so the
     unclipped label-processing scores of Eq. 20 cannot produce NaN.
     """
-    return ops.sum(_elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing, focal_gamma_neg), axis=-1)
+    return _class_sum(_elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing, focal_gamma_neg),
+                      label_weights)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5, label_smoothing=0.0):
+def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5, label_smoothing=0.0,
+                               label_weights=None):
     """Pseudo-Huber loss on the cross entropy (Eq. 23): `delta^2 (sqrt(1 + (L_CE / delta)^2) - 1)`.
 
     As in the original code (seilna/youtube-8m losses.py `Huber_CrossEntropyLoss`), L_CE is the PER-CLASS
@@ -69,25 +80,29 @@ def pseudo_huber_cross_entropy(labels, predictions, delta=0.5, epsilon=1e-5, lab
     `cross_entropy`.
     """
     ce = _elementwise_cross_entropy(labels, predictions, epsilon, label_smoothing)
-    return ops.sum(ops.square(ce) / (ops.sqrt(1.0 + ops.square(ce / delta)) + 1.0), axis=-1)
+    return _class_sum(ops.square(ce) / (ops.sqrt(1.0 + ops.square(ce / delta)) + 1.0), label_weights)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def hinge(labels, predictions, b=1.0):
+def hinge(labels, predictions, b=1.0, label_weights=None):
     """Starter `HingeLoss`: `sum_c max(0, b - (2y - 1) p)` per example (predictions used as given)."""
     y = ops.cast(labels, "float32")
     p = ops.cast(predictions, "float32")
-    return ops.sum(ops.maximum(0.0, b - (2.0 * y - 1.0) * p), axis=-1)
+    return _class_sum(ops.maximum(0.0, b - (2.0 * y - 1.0) * p), label_weights)
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
-def softmax(labels, predictions, epsilon=1e-7):
+def softmax(labels, predictions, epsilon=1e-7, label_weights=None):
     """Starter `SoftmaxLoss`: `-sum_c (y_c / max(sum y, eps)) log softmax(predictions)_c` per example.
 
     The starter applies the softmax to whatever the model outputs (probabilities here), and L1-normalises the
     labels with the floor `epsilon = 10e-8` (= 1e-7), so a video without labels gives 0. `log_softmax` replaces
-    `log(softmax(.))` (same value, no underflow).
+    `log(softmax(.))` (same value, no underflow). It has no per-class terms that `label_weights` could weight
+    (a rated negative class adds nothing to it): refused with weights.
     """
+    if label_weights is not None:
+        raise ValueError("SoftmaxLoss cannot weight classes (--segment_labels): use CrossEntropyLoss, "
+                         "PseudoHuberLoss or HingeLoss")
     y = ops.cast(labels, "float32")
     p = ops.cast(predictions, "float32")
     normalized = y / ops.maximum(ops.sum(y, axis=-1, keepdims=True), epsilon)

@@ -22,6 +22,15 @@ LATER_DEFAULTS = {
 }
 
 
+# Settings that change no weight of the model (losses, regularisation, dropout and noise, k-NN vote mixing, the
+# weight average): a run may start from another one's weights (--init_from) with other values of these.
+WEIGHTLESS_SETTINGS = (
+    "label_loss", "huber_delta", "label_smoothing", "focal_gamma_neg", "center_loss_lambda", "l2_penalty",
+    "mlp_dropout", "mlp_input_noise", "lstm_dropout", "noise_scale", "iterations", "sample_random_frames", "knn_k",
+    "knn_temperature", "knn_weight", "knn_output_temperature", "ema_decay",
+)
+
+
 def _get(s, name):
     return s.get(name, LATER_DEFAULTS.get(name))
 

@@ -62,8 +62,12 @@ sets written with different seeds share it) holds per-class prototypes and the l
 * **Audio-only evidence**: ``audio_only_classes`` have a zero rgb prototype and a strong audio prototype; other
   classes have weaker audio prototypes. Audio frames follow the shots: main-scene shots play the labels' sounds,
   distractor shots the distractor's sound.
-* **Segments** (2019 layout, ``segments=True``): for up to 2 of a video's labels that are candidate segment classes,
-  up to 5 random 5-frame segments are rated; the score is 1 when at least 3 of the 5 frames are main-scene frames.
+* **Segments** (2019 layout, ``segments=True``): up to 2 of a video's labels that are candidate segment classes are
+  local: shown alone in one or two windows of 5-10 frames and nowhere else (``sample_video``). Up to 5 of the
+  video's 5-frame segments are rated per local class, up to 3 of them showing it (score 1: at least 3 of the 5
+  frames in its windows), the others not (score 0). Which segments show the class is learnable from the segment's
+  frames; a model of whole videos also guesses it from the classes it co-occurs with, so training on the ratings
+  gains over a video-level model (tests/test_segments.py).
 
 Features have real-like magnitudes (PCA-like per-dimension scale falling from 1.3 to 0.8 across dims; video-level
 per-dimension std about 0.36 / 0.38 against 0.45 / 0.69 for real rgb / audio; 0.15% of frame values clip). Frames
@@ -125,6 +129,7 @@ AUDIO_VIDEO_OFFSET = 0.2
 DATASET_MEAN_SCALE = 0.05
 MAX_RATED_CLASSES = 2
 MAX_RATED_SEGMENTS = 5
+LOCAL_WINDOW_RANGE = (5, 10)  # frames of one window of a segment class (segment datasets)
 
 _ID_ALPHABETS = {
     "id": "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
@@ -461,13 +466,25 @@ def _sample_labels(world, rng):
     return np.array(sorted(set(labels)), np.int64)
 
 
-def sample_video(world, rng, num_frames):
-    """Draws one video: ``dict(labels, rgb, audio, main)`` with uint8 codes [T, D], [T, A] and the bool
-    main-scene mask [T]."""
+def sample_video(world, rng, num_frames, local_candidates=None):
+    """Draws one video: ``dict(labels, rgb, audio, main, visible)`` with uint8 codes [T, D], [T, A], the bool
+    main-scene mask [T] and ``visible`` {class: bool [T]} of the video's local classes.
+
+    ``local_candidates`` (segment datasets): up to MAX_RATED_CLASSES of the video's labels that are in it (not
+    order-pair classes) become local classes: left out of the main scene, each is shown alone (its own rgb and
+    audio prototype) in one or two windows of 5-10 frames, which also leave the main scene. Which 5-frame segments
+    show such a class is then learnable from their frames, while a model of the whole video can also guess it from
+    the classes it co-occurs with. None: no local class and the same draws as before segment datasets existed.
+    """
     labels = _sample_labels(world, rng)
     order = _order_lookup(world)
     order_labels = [order[c] for c in labels.tolist() if c in order]
-    plain = [c for c in labels.tolist() if c not in order]
+    local = []
+    if local_candidates is not None:
+        local = [c for c in labels.tolist() if c in local_candidates and c not in order]
+        if len(local) > MAX_RATED_CLASSES:
+            local = sorted(rng.choice(local, size=MAX_RATED_CLASSES, replace=False).tolist())
+    plain = [c for c in labels.tolist() if c not in order and c not in local]
 
     # Shots: lengths 2..8, each a main-scene shot with probability main_fraction.
     lo, hi = SHOT_LENGTH_RANGE
@@ -493,7 +510,8 @@ def sample_video(world, rng, num_frames):
     if n_rgb == 0:  # nothing visible (only audio-only labels): the main scene is an unrelated filler scene
         first = second = world.filler_rgb[rng.integers(NUM_FILLER_SCENES)]
     norm = 1.0 / np.sqrt(max(n_rgb, 1))
-    audio_main = world.audio_prototypes[labels].sum(0) / np.sqrt(max(len(labels), 1))
+    shown = [c for c in labels.tolist() if c not in local]
+    audio_main = world.audio_prototypes[shown].sum(0) / np.sqrt(max(len(shown), 1))
 
     filler = rng.random(n_shots) < FILLER_DISTRACTOR_PROB
     filler_index = rng.integers(NUM_FILLER_SCENES, size=n_shots)
@@ -505,29 +523,46 @@ def sample_video(world, rng, num_frames):
 
     main_rank = np.cumsum(main) - 1
     scene = np.where(main, (main_rank >= main.sum() / 2.0).astype(np.int64), 2 + shot_of_frame)
-    rgb = (rgb_scenes[scene] + world.rgb_mean
-           + rng.standard_normal(world.rgb_size, np.float32) * (RGB_VIDEO_OFFSET * world.rgb_scale)
-           + rng.standard_normal((num_frames, world.rgb_size), np.float32) * (RGB_NOISE * world.rgb_scale))
-    audio = (audio_scenes[scene] + world.audio_mean
-             + rng.standard_normal(world.audio_size, np.float32) * (AUDIO_VIDEO_OFFSET * world.audio_scale)
-             + rng.standard_normal((num_frames, world.audio_size), np.float32) * (AUDIO_NOISE * world.audio_scale))
+    rgb_base = (world.rgb_mean + rng.standard_normal(world.rgb_size, np.float32) * (RGB_VIDEO_OFFSET * world.rgb_scale)
+                + rng.standard_normal((num_frames, world.rgb_size), np.float32) * (RGB_NOISE * world.rgb_scale))
+    audio_base = (world.audio_mean
+                  + rng.standard_normal(world.audio_size, np.float32) * (AUDIO_VIDEO_OFFSET * world.audio_scale)
+                  + rng.standard_normal((num_frames, world.audio_size), np.float32)
+                  * (AUDIO_NOISE * world.audio_scale))
+    rgb, audio = rgb_scenes[scene] + rgb_base, audio_scenes[scene] + audio_base
+    visible = {}
+    for c in local:  # each local class alone in its windows
+        mask = np.zeros(num_frames, bool)
+        for _ in range(int(rng.integers(1, 3))):
+            width = int(rng.integers(LOCAL_WINDOW_RANGE[0], LOCAL_WINDOW_RANGE[1] + 1))
+            start = int(rng.integers(0, max(num_frames - width, 0) + 1))
+            mask[start:start + width] = True
+        rgb[mask] = world.rgb_prototypes[c] + rgb_base[mask]
+        audio[mask] = world.audio_prototypes[c] + audio_base[mask]
+        main = main & ~mask
+        visible[c] = mask
     return {"labels": labels, "rgb": quantize(rgb.reshape(num_frames, world.rgb_size)),
-            "audio": quantize(audio.reshape(num_frames, world.audio_size)), "main": main}
+            "audio": quantize(audio.reshape(num_frames, world.audio_size)), "main": main, "visible": visible}
 
 
-def _rate_segments(candidates, video, rng):
+def _rate_segments(video, rng):
+    """Ratings of the video's local classes: up to MAX_RATED_SEGMENTS of its 5-frame segments per class, those
+    showing the class (score 1: at least 3 of the 5 frames in one of its windows) first, up to 3 of them, the
+    rest drawn from the others (score 0)."""
     num_segments = len(video["main"]) // SEGMENT_FRAMES
-    rated = [c for c in video["labels"].tolist() if c in candidates]
     seg_labels, starts, scores = [], [], []
-    if num_segments and rated:
-        if len(rated) > MAX_RATED_CLASSES:
-            rated = sorted(rng.choice(rated, size=MAX_RATED_CLASSES, replace=False).tolist())
-        main_per_segment = video["main"][:num_segments * SEGMENT_FRAMES].reshape(num_segments, -1).sum(1)
-        for c in rated:
-            chosen = np.sort(rng.choice(num_segments, size=min(num_segments, MAX_RATED_SEGMENTS), replace=False))
-            seg_labels.extend([c] * len(chosen))
-            starts.extend((chosen * SEGMENT_FRAMES).tolist())
-            scores.extend((main_per_segment[chosen] * 2 > SEGMENT_FRAMES).astype(np.float32).tolist())
+    for c, mask in sorted(video["visible"].items()):
+        if not num_segments:
+            break
+        shown = mask[:num_segments * SEGMENT_FRAMES].reshape(num_segments, -1).sum(1) * 2 > SEGMENT_FRAMES
+        positive, negative = np.flatnonzero(shown), np.flatnonzero(~shown)
+        take = min(len(positive), 3)
+        chosen = rng.choice(positive, size=take, replace=False).tolist() + rng.choice(
+            negative, size=min(len(negative), MAX_RATED_SEGMENTS - take), replace=False).tolist()
+        chosen = np.sort(np.asarray(chosen, np.int64))
+        seg_labels.extend([c] * len(chosen))
+        starts.extend((chosen * SEGMENT_FRAMES).tolist())
+        scores.extend(shown[chosen].astype(np.float32).tolist())
     return {"labels": seg_labels, "start_times": starts, "scores": scores}
 
 
@@ -615,15 +650,16 @@ def write_dataset(output_dir, level="frame", release="2018", num_shards=2, video
             with tf.io.TFRecordWriter(tmp) as writer:
                 for index in range(shard * videos_per_shard, (shard + 1) * videos_per_shard):
                     rng = np.random.default_rng(stream + [index])
-                    video = sample_video(world, rng, int(rng.integers(min_frames, max_frames + 1)))
+                    video = sample_video(world, rng, int(rng.integers(min_frames, max_frames + 1)),
+                                         candidates if segments else None)
                     if index in empty:
                         video = {**video, "rgb": video["rgb"][:0], "audio": video["audio"][:0],
-                                 "main": video["main"][:0]}
+                                 "main": video["main"][:0], "visible": {}}
                     labels = video["labels"] if with_labels else None
                     if level == "frame":
                         rated = None
                         if segments:
-                            rated = _rate_segments(candidates, video, np.random.default_rng(stream + [index, 1]))
+                            rated = _rate_segments(video, np.random.default_rng(stream + [index, 1]))
                         record = frame_example(ids[index], labels, video["rgb"], video["audio"], id_key, rated)
                     else:
                         record = video_example(ids[index], labels, _video_mean(video["rgb"]),

@@ -43,6 +43,9 @@ class TrainOptions:
     num_gpu: int = 0  # 0: every visible GPU
     label_stats_dir: str = ""
     deterministic: bool = False
+    segment_labels: bool = False  # train on 2019 segment ratings (only the rated pairs count)
+    init_from: str = ""  # a new run starts from this train_dir's (or checkpoint's) weights
+    freeze: str = ""  # comma-separated parts kept fixed: pooling, classifier, label_processing
     teacher_dirs: str = ""  # distillation: trained models run beside the student
     teacher_predictions: str = ""  # ... or their saved predictions (Kaggle-format files)
     distillation_weight: float = 0.5

@@ -25,16 +25,19 @@ def batch_gap(predictions, labels, k=20):
     return tf.math.divide_no_nan(tf.reduce_sum(precision * hits), tf.reduce_sum(labels))
 
 
-def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0):
+def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0, label_weights=None):
     """(B,) loss of the model's outputs; for an ensemble h (`member_predictions`) the mean of every member's loss
     on its own predictions, so that each member is trained as if alone. With `teacher` probabilities (B, C)
-    (distillation): (1 - teacher_weight) x the loss + teacher_weight x the cross entropy to the teacher's."""
+    (distillation): (1 - teacher_weight) x the loss + teacher_weight x the cross entropy to the teacher's. With
+    `label_weights` (segment ratings) only the weighted (example, class) terms count, in both."""
+    weighted = {} if label_weights is None else {"label_weights": label_weights}
 
     def loss(predictions):
-        value = loss_fn(labels, predictions)
+        value = loss_fn(labels, predictions, **weighted)
         if teacher is None:
             return value
-        return (1.0 - teacher_weight) * value + teacher_weight * losses.cross_entropy(teacher, predictions)
+        return ((1.0 - teacher_weight) * value
+                + teacher_weight * losses.cross_entropy(teacher, predictions, **weighted))
 
     if "member_predictions" not in outputs:
         return loss(tf.cast(outputs["predictions"], tf.float32))
@@ -55,9 +58,9 @@ class TrainStep:
        `--seed`, the step, the replica): every replica draws its own values, and a rerun with the same `--seed`, or
        a run resumed from a checkpoint, draws the same values at the same step.
     2. Forward pass; per-example losses (one per ensemble member, `per_example_loss`; mixed with the cross entropy
-       to the `teachers`' predictions, or to the batch's `teacher_predictions`, by `teacher_weight`) averaged over
-       the GLOBAL batch (`tf.nn.compute_average_loss`), plus `regularization_penalty` x the layers' losses and the
-       center loss.
+       to the `teachers`' predictions, or to the batch's `teacher_predictions`, by `teacher_weight`; only the rated
+       pairs when the batch has `label_weights`) averaged over the GLOBAL batch (`tf.nn.compute_average_loss`),
+       plus `regularization_penalty` x the layers' losses and the center loss.
     3. The gradients are summed over the replicas (all-reduce) here, then clipped and applied by the optimizer
        (`optimization.make_optimizer`, which expects summed gradients): N replicas compute what one device computes
        on the whole batch, whatever the clipping; under mixed_float16 an overflow on any replica skips the step on
@@ -103,11 +106,12 @@ class TrainStep:
         labels = batch["labels"]
         model, optimizer = self.model, self.optimizer
         teacher = batch.get(distillation.TEACHER_KEY)
+        weights = batch.get("label_weights")  # segment ratings: only the rated (segment, class) pairs count
         if self.teachers:
             teacher = distillation.teacher_predictions(self.teachers, batch)
         with tf.GradientTape() as tape:
             outputs = model(batch, training=True)
-            per_example = per_example_loss(self.loss_fn, labels, outputs, teacher, self.teacher_weight)
+            per_example = per_example_loss(self.loss_fn, labels, outputs, teacher, self.teacher_weight, weights)
             if self.center_loss is not None:
                 per_example += self.center_lambda * self.center_loss(outputs["embedding"], labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
@@ -124,6 +128,8 @@ class TrainStep:
         if self.average is not None:
             self.average.update()
         predictions = tf.cast(outputs["predictions"], tf.float32)
+        if weights is not None:  # the metrics of the rated pairs, as eval.py --segment_labels computes them
+            predictions, labels = predictions * weights, labels * weights
         replicas = float(tf.distribute.get_strategy().num_replicas_in_sync)
         hit_at_one = tf.gather(labels, tf.argmax(predictions, axis=1), batch_dims=1)
         return {"loss": loss,

@@ -198,6 +198,33 @@ def checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
 
+def init_checkpoint(init_from, settings):
+    """(checkpoint path, its run's settings) that a new run starts from (--init_from: a --train_dir, meaning its
+    latest checkpoint, or a checkpoint prefix inside one), after checking that the run's model settings are
+    `settings` except those that change no weight (`registry.WEIGHTLESS_SETTINGS`)."""
+    from yt8m_tf import registry
+
+    if tf.io.gfile.exists(init_from + ".index"):
+        directory, path = os.path.dirname(init_from) or ".", init_from
+    else:
+        directory, path = init_from, latest_checkpoint(init_from)
+    try:
+        source = read_settings(directory)
+    except TrainDirError:
+        raise TrainDirError(f"--init_from '{init_from}' is neither a --train_dir written by train.py nor a "
+                            "checkpoint in one") from None
+    if not path:
+        raise TrainDirError(f"--init_from '{init_from}' has no checkpoint yet")
+    source = {**registry.LATER_DEFAULTS, **source}
+    differ = sorted(k for k in set(source) | set(settings)
+                    if k not in registry.WEIGHTLESS_SETTINGS and source.get(k) != settings.get(k))
+    if differ:
+        key = differ[0]
+        raise TrainDirError(f"--init_from '{init_from}' holds a model with other settings than this run's, first "
+                            f"{key}: {source.get(key)!r} there, {settings.get(key)!r} here")
+    return path, source
+
+
 def load_trained_model(train_dir, checkpoint=None, jit_compile=False):
     """(model, settings, step) from a --train_dir written by train.py: its model_flags.json rebuilds the model and
     the latest (or the given) checkpoint fills it (with the weight averages of a run with --ema_decay)."""

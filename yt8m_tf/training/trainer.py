@@ -55,12 +55,15 @@ def train(settings, options):
             "eval_data_pattern": options.eval_data_pattern, "label_stats_dir": options.label_stats_dir})
     strategy = strategy_lib.make_strategy(options.strategy, options.tpu, options.logical_cpu_devices)
     task_index, num_workers, is_chief = strategy_lib.worker_info(strategy)
-    reader = registry.make_reader(settings)
+    reader = registry.make_reader(settings, segment_labels=options.segment_labels)
+    if options.segment_labels and settings["label_loss"] == "SoftmaxLoss":
+        raise TrainingError("--segment_labels weights each (segment, class) term of the loss, which SoftmaxLoss has "
+                            "not: use CrossEntropyLoss, PseudoHuberLoss or HingeLoss")
     files = check_inputs(options)
     if options.batch_size % strategy.num_replicas_in_sync:
         raise TrainingError(f"--batch_size {options.batch_size} must be a multiple of the "
                             f"{strategy.num_replicas_in_sync} replicas")
-    num_examples = readers.files.count_records(files)
+    num_examples = None if options.segment_labels else readers.files.count_records(files)  # segments: not counted
     total_steps = options.max_steps or (
         options.num_epochs * num_examples // options.batch_size if num_examples and options.num_epochs else 0)
     if num_workers > 1 and not total_steps:
@@ -74,6 +77,7 @@ def train(settings, options):
     table = (distillation.PredictionTable(options.teacher_predictions, reader.num_classes)
              if options.teacher_predictions else None)
     teacher_dirs = distillation.check_teachers(options.teacher_dirs, settings)
+    init = train_dir_lib.init_checkpoint(options.init_from, settings) if options.init_from else None
     distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt,
                                  teacher_table=table)
 
@@ -89,6 +93,7 @@ def train(settings, options):
     # ---- the model, the loss and the optimizer ------------------------------------------------------------------
     with strategy.scope():
         model = registry.build_model(settings, jit_compile=options.jit_compile, **stats)
+        freeze(model, options.freeze)
         loss_fn = losses_lib.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
         center_loss = registry.build_center_loss(settings)
         schedule = optimization.learning_rate_schedule(
@@ -111,6 +116,8 @@ def train(settings, options):
     checkpoints.check_disk_space(_bytes(model.weights) + _bytes(optimizer.variables) + (
         _bytes(center_loss.weights) if center_loss is not None else 0), _bytes(model.weights))
     step = restore(checkpoint, options.train_dir, optimizer, is_chief)
+    if init and not step:
+        initialize(model, *init, average, is_chief)
     train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
                                     options.top_k, jit_compile=options.jit_compile, average=average,
@@ -357,6 +364,36 @@ def restore(checkpoint, train_dir, optimizer, is_chief):
     if is_chief:
         print(f"resumed from {latest} at step {step}", flush=True)
     return step
+
+
+FREEZABLE = ("pooling", "classifier", "label_processing", "input_normalization")
+
+
+def freeze(model, parts):
+    """Keeps the weights of the comma-separated `parts` of the model (g, h, C) fixed: out of the trainable
+    variables, so the optimizer neither updates nor keeps slots for them."""
+    for part in (p.strip() for p in parts.split(",") if p.strip()):
+        if part not in FREEZABLE:
+            raise TrainingError(f"--freeze '{part}' is not one of {', '.join(FREEZABLE)}")
+        layer = getattr(model, part)
+        if layer is None:
+            raise TrainingError(f"--freeze {part}: this model has no {part} layer")
+        layer.trainable = False
+
+
+def initialize(model, path, source, average, is_chief):
+    """A new run's model (--init_from) gets the weights of another run's checkpoint (its weight averages when it
+    kept them); the optimizer, the step count and the weight averages start afresh."""
+    averaged = bool(source.get("ema_decay"))
+    try:
+        train_dir_lib.make_checkpoint(model, averaged).restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise train_dir_lib.TrainDirError(f"--init_from checkpoint '{path}' does not fit this model "
+                                          f"({str(e).strip().splitlines()[0][:200]})") from None
+    if average is not None:
+        average.reset()
+    if is_chief:
+        print(f"initialised from {path}{' (its weight averages)' if averaged else ''}", flush=True)
 
 
 def loop_length(step, options, total_steps):
