@@ -4,21 +4,17 @@ gated mixture, and the paper's parameter formula (Eq. 9-10)."""
 import numpy as np
 import pytest
 
+from tests import test_pooling_vlad
 from tests.layer_testing import assert_padding_invariant, run_layer_test
 from tests.test_pooling_vlad import _bn, _l2, _randomize, _sigmoid, _softmax
-from yt8m_tf.classifiers import NeXtVLADMixture
+from yt8m_tf.classifiers import Logistic, NeXtVLADMixture
 from yt8m_tf.pooling import NeXtVLAD, NeXtVLADPooling
 
 RGB, AUDIO, T = 8, 4, 6
 
 
 def _batch(seed=0):
-    rng = np.random.default_rng(seed)
-    frames = rng.normal(size=(4, T, RGB + AUDIO)).astype(np.float32)
-    num_frames = np.array([T, 2, 1, 0], np.int32)
-    for b, n in enumerate(num_frames):
-        frames[b, n:] = 0.0
-    return frames, num_frames
+    return test_pooling_vlad._batch(seed, steps=T, width=RGB + AUDIO)
 
 
 def _numpy_nextvlad(layer, x):
@@ -57,6 +53,14 @@ def _pooling_kwargs(**overrides):
                    gating_reduction=2), **overrides}
 
 
+def _mixture_kwargs(members, num_classes=5, dtype=None, **pooling_overrides):
+    """`NeXtVLADMixture` arguments as the registry builds them: `members` NeXtVLAD poolings and logistic heads."""
+    return dict(poolings=[NeXtVLADPooling(**_pooling_kwargs(**pooling_overrides), dtype=dtype, name=f"branch_{m}")
+                          for m in range(members)],
+                heads=[Logistic(num_classes, dtype=dtype, name=f"branch_{m}_logistic") for m in range(members)],
+                **({"dtype": dtype} if dtype else {}))
+
+
 def test_nextvlad_pooling_contract():
     frames, num_frames = _batch()
     layer, _ = run_layer_test(NeXtVLADPooling, _pooling_kwargs(dropout=0.5, seed=1), (frames, num_frames), (4, 8))
@@ -72,8 +76,7 @@ def test_nextvlad_pooling_contract():
 def test_nextvlad_mixture_is_eq_12_13():
     frames, num_frames = _batch()
     # One stream per member keeps the XLA step small; the two-stream pooling is tested above.
-    kwargs = dict(num_classes=5, num_members=2, **_pooling_kwargs(dropout=0.5, feature_sizes=(RGB + AUDIO,)),
-                  seed=3)
+    kwargs = _mixture_kwargs(2, dropout=0.5, feature_sizes=(RGB + AUDIO,))
     layer, out = run_layer_test(NeXtVLADMixture, kwargs, (frames, num_frames), (4, 5))
     assert_padding_invariant(layer, frames, num_frames)
     _randomize(layer, seed=4)
@@ -131,7 +134,7 @@ def test_mixed_precision(policy):
                          dtype=policy),
         NeXtVLADPooling(**_pooling_kwargs(), dtype=policy),
         RecurrentPooling("gru", units=4, num_layers=2, bidirectional=True, dtype=policy),
-        NeXtVLADMixture(5, num_members=2, **_pooling_kwargs(), dtype=policy),
+        NeXtVLADMixture(**_mixture_kwargs(2, dtype=policy)),
     ]
     for layer in layers:
         with tf.GradientTape() as tape:

@@ -3,24 +3,17 @@
 import numpy as np
 import pytest
 
+from tests import test_pooling_vlad
 from tests.layer_testing import assert_padding_invariant, run_layer_test
 from tests.test_pooling_lstm import _numpy_lstm
+from tests.test_pooling_vlad import _sigmoid
 from yt8m_tf.pooling import RecurrentPooling
 
 D, T, UNITS = 5, 6, 6
 
 
 def _batch(seed=0):
-    rng = np.random.default_rng(seed)
-    frames = rng.normal(size=(4, T, D)).astype(np.float32)
-    num_frames = np.array([T, 3, 1, 0], np.int32)
-    for b, n in enumerate(num_frames):
-        frames[b, n:] = 0.0
-    return frames, num_frames
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return test_pooling_vlad._batch(seed, steps=T, width=D)
 
 
 def _numpy_gru(xs, cell):

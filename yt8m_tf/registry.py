@@ -161,8 +161,10 @@ FRAME_HEADS = {
         use_cudnn=False if b.get("jit_compile") else "auto"),
     # NeXtVLAD's mixture with a gate on the mean frame (Lin et al. 2018, 3.4); trained with online distillation.
     "MixNeXtVLADModel": lambda s, b: classifiers.NeXtVLADMixture(
-        s["num_classes"], num_members=_get(s, "mix_number"), l2_penalty=s["l2_penalty"],
-        bias_initializer_value=s["output_bias_init"], **_nextvlad_args(s)),
+        [pooling.NeXtVLADPooling(**_nextvlad_args(s), name=f"branch_{m}") for m in range(_get(s, "mix_number"))],
+        [classifiers.Logistic(s["num_classes"], l2_penalty=s["l2_penalty"],
+                              bias_initializer_value=s["output_bias_init"], name=f"branch_{m}_logistic")
+         for m in range(_get(s, "mix_number"))]),
 }
 
 MODEL_NAMES = sorted(POOLINGS) + sorted(CLASSIFIERS) + sorted(FRAME_HEADS)

@@ -4,9 +4,7 @@ challenge's 3rd place, 0.88722 private GAP with three members): a frames-taking 
 import keras
 from keras import ops
 
-from yt8m_tf.classifiers.logistic import Logistic
 from yt8m_tf.masking import masked_mean
-from yt8m_tf.pooling.nextvlad import NeXtVLADPooling
 from yt8m_tf.pooling.utils import SLIM_BN, valid_frames
 
 
@@ -27,13 +25,9 @@ class NeXtVLADMixture(keras.layers.Layer):
     (`MixNeXtVladModel`) used the mean over all 300 padded frames, this one over the valid frames only.
 
     Args:
-        num_classes: int C.
-        num_members: int M (flag `mix_number`, 3).
-        feature_sizes, cluster_size, groups, expansion, hidden_size, gating_reduction, dropout: each member's
-            `NeXtVLADPooling` arguments.
-        l2_penalty: float, L2 of each member's logistic layer (the paper: 1e-5 on the video-level classifier).
-        bias_initializer_value: float, initial logit bias of the logistic layers (`--output_bias_init`).
-        seed: int or None, dropout seed of the first member (member m uses seed + m).
+        poolings: the M members' g (`NeXtVLADPooling` layers or their configs; the registry gives each the
+            `--nextvlad_*` settings, `--mix_number` of them).
+        heads: the M members' `Logistic` classifiers (or configs), all with the same number of classes C.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Input: `frames` (B, T, D) float, `num_frames` (B,) int (`takes_frames = True`).
@@ -45,39 +39,26 @@ class NeXtVLADMixture(keras.layers.Layer):
     takes_frames = True
     returns_members = True
 
-    def __init__(self, num_classes, num_members=3, feature_sizes=(1024, 128), cluster_size=64, groups=8,
-                 expansion=2, hidden_size=1024, gating_reduction=8, dropout=0.5, l2_penalty=1e-8,
-                 bias_initializer_value=0.0, seed=None, **kwargs):
+    def __init__(self, poolings, heads, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.num_members = num_members
-        self.feature_sizes = [int(size) for size in feature_sizes]
-        self.cluster_size = cluster_size
-        self.groups = groups
-        self.expansion = expansion
-        self.hidden_size = hidden_size
-        self.gating_reduction = gating_reduction
-        self.dropout = dropout
-        self.l2_penalty = l2_penalty
-        self.bias_initializer_value = bias_initializer_value
-        self.seed = seed
+        self.poolings = [keras.saving.deserialize_keras_object(p) if isinstance(p, dict) else p for p in poolings]
+        self.heads = [keras.saving.deserialize_keras_object(h) if isinstance(h, dict) else h for h in heads]
+        if not self.poolings or len(self.poolings) != len(self.heads):
+            raise ValueError(f"NeXtVLADMixture needs as many heads as poolings (>= 1), got {len(self.poolings)} "
+                             f"and {len(self.heads)}")
         self.gate_bn = keras.layers.BatchNormalization(dtype="float32", name="mix_weights_bn", **SLIM_BN)
-        self.gate = keras.layers.Dense(num_members, kernel_initializer="he_normal", dtype="float32",
+        self.gate = keras.layers.Dense(len(self.poolings), kernel_initializer="he_normal", dtype="float32",
                                        name="mix_weights")
-        self.poolings = [NeXtVLADPooling(self.feature_sizes, cluster_size, groups, expansion, hidden_size,
-                                         gating_reduction, dropout, seed=None if seed is None else seed + m,
-                                         dtype=self.dtype_policy, name=f"branch_{m}")
-                         for m in range(num_members)]
-        self.heads = [Logistic(num_classes, l2_penalty=l2_penalty, bias_initializer_value=bias_initializer_value,
-                               dtype=self.dtype_policy, name=f"branch_{m}_logistic") for m in range(num_members)]
 
     def build(self, frames_shape):
         width = frames_shape[-1]
         self.gate_bn.build((None, width))
         self.gate.build((None, width))
         for pooling, head in zip(self.poolings, self.heads):
-            pooling.build(frames_shape)
-            head.build((None, self.hidden_size))
+            if not pooling.built:  # deserialized members come built
+                pooling.build(frames_shape)
+            if not head.built:
+                head.build((None, pooling.output_dim(width)))
 
     def call(self, frames, num_frames, training=None, return_members=False):
         mask, valid = valid_frames(ops.cast(frames, "float32"), num_frames)
@@ -95,18 +76,6 @@ class NeXtVLADMixture(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "num_classes": self.num_classes,
-            "num_members": self.num_members,
-            "feature_sizes": self.feature_sizes,
-            "cluster_size": self.cluster_size,
-            "groups": self.groups,
-            "expansion": self.expansion,
-            "hidden_size": self.hidden_size,
-            "gating_reduction": self.gating_reduction,
-            "dropout": self.dropout,
-            "l2_penalty": self.l2_penalty,
-            "bias_initializer_value": self.bias_initializer_value,
-            "seed": self.seed,
-        })
+        config.update({"poolings": [keras.saving.serialize_keras_object(p) for p in self.poolings],
+                       "heads": [keras.saving.serialize_keras_object(h) for h in self.heads]})
         return config
