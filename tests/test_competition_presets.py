@@ -99,6 +99,11 @@ def tiny_batches(tmp_path_factory):
     return list(reader.dataset(str(root / "train*.tfrecord"), 4).take(2))
 
 
+def _fingerprint(weight):
+    """Sum, min and max of a weight: reductions, not a copy (the published models have up to 333M weights)."""
+    return tuple(float(f(weight)) for f in (tf.reduce_sum, tf.reduce_min, tf.reduce_max))
+
+
 def train_two_steps(settings, batches, learning_rate):
     """Two steps of the preset's model as the trainer trains it: the label loss (every member's too, and the
     online distillation term for the NeXtVLAD mixture) plus the L2 penalties, Adam."""
@@ -107,7 +112,7 @@ def train_two_steps(settings, batches, learning_rate):
     loss_fn = losses.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
     distillation = registry.distillation_kwargs(settings)
     optimizer = keras.optimizers.Adam(learning_rate)
-    before = [np.array(w) for w in model.trainable_weights]
+    before = [_fingerprint(w) for w in model.trainable_weights]
     for batch in batches:
         with tf.GradientTape() as tape:
             outputs = model(batch, training=True)
@@ -121,7 +126,7 @@ def train_two_steps(settings, batches, learning_rate):
         grads = tape.gradient(loss, model.trainable_weights)
         optimizer.apply_gradients(zip(grads, model.trainable_weights))
         assert np.isfinite(float(loss))
-    moved = sum(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
+    moved = sum(b != _fingerprint(w) for b, w in zip(before, model.trainable_weights))
     assert moved == len(before), f"{len(before) - moved} weights did not move"
     predictions = np.asarray(model(batch, training=False)["predictions"])
     assert predictions.shape == (len(batch["labels"]), settings["num_classes"]) and np.all(np.isfinite(predictions))
@@ -135,7 +140,9 @@ def test_preset_trains_two_steps_tiny(name, tiny_batches):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_preset_trains_two_steps_published_width(name, tmp_path_factory):
-    """The published widths on official-size frames (1024 + 128 features, 100-300 frames, 3862 classes), batch 2."""
+    """The published widths on official-size frames (1024 + 128 features, 100-300 frames, 3862 classes), batch 2.
+    About 4 minutes on 2 CPU cores; the 333M-weight WILLOW models need about 12 GB of memory (weights, gradients,
+    Adam's two slots and TF's temporaries)."""
     root = tmp_path_factory.mktemp("published")
     synthetic.write_dataset(str(root), num_shards=1, videos_per_shard=4, min_frames=100, max_frames=300)
     settings = preset_settings(name)
