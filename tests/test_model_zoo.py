@@ -176,6 +176,7 @@ ROUND_TRIP = {
         model="IndirectClusteringModel", video_level_classifier_model="MlpModel", mlp_layer_norm=True,
         label_beta=0.1, label_gamma=0.1),
     "ManyToManyModel": dict(model="ManyToManyModel"),
+    "MixNeXtVLADModel": dict(model="MixNeXtVLADModel", mix_number=2),
 }
 
 
