@@ -51,6 +51,18 @@ def test_presets_are_listed_and_set_only_known_flags():
     assert registry.distillation_kwargs(preset_settings("nextvlad/mix3")) == {"temperature": 3.0, "weight": 9.0}
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (dict(model="NeXtVLADModel", feature_sizes="1024,128", groups=6), "--groups 6"),
+    (dict(model="MixNeXtVLADModel", nextvlad_hidden_size=8, gating_reduction=16), "--gating_reduction 16"),
+    (dict(model="BiGruModel", gru_cells=7), "--gru_cells 7"),
+    (dict(model="MixNeXtVLADModel", label_beta=0.1), "label processing"),
+])
+def test_bad_settings_are_one_line_errors(overrides, message):
+    settings = flags_lib.default_model_settings(frame_features=True, feature_names="rgb,audio", **overrides)
+    with pytest.raises(registry.ModelSettingsError, match=message):
+        registry.check_settings(settings)
+
+
 def count_weights(settings):
     """Trainable weights of the model the settings describe, counted from the variables' shapes only (built in a
     stateless scope without initialisation: no memory, no time)."""

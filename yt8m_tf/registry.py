@@ -194,6 +194,7 @@ def check_settings(settings):
                                        or settings["label_alpha"] != 1.0):
         raise ModelSettingsError(f"--label_alpha/beta/gamma (label processing) do not apply to {name}: its "
                                  "training outputs are logits mixed before the sigmoid")
+    _check_winners_settings(settings)
     head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
     if _get(settings, "ensemble_members") < 1 or (name in FRAME_HEADS and _get(settings, "ensemble_members") > 1):
         raise ModelSettingsError(f"--ensemble_members {_get(settings, 'ensemble_members')}: needs at least 1, and "
@@ -209,6 +210,27 @@ def check_settings(settings):
             raise ModelSettingsError(f"--knn_weight {_get(settings, 'knn_weight')} + --knn_output_weight "
                                      f"{_get(settings, 'knn_output_weight')} is more than 1")
     loss_kwargs(settings)  # the loss options fit --label_loss: raises before train.py writes --train_dir
+
+
+def _check_winners_settings(settings):
+    """The shapes the competition winners' layers need: NeXtVLAD's groups divide each expanded stream (the first
+    stream gets --groups, the others half), SE gating keeps a bottleneck, bidirectional layers split evenly."""
+    name = settings["model"]
+    if name in ("NeXtVLADModel", "MixNeXtVLADModel"):
+        groups, expansion = _get(settings, "groups"), _get(settings, "expansion")
+        for i, size in enumerate(_sizes(settings["feature_sizes"])):
+            stream_groups = groups if i == 0 else groups // 2
+            if stream_groups < 1 or (expansion * size) % stream_groups:
+                raise ModelSettingsError(f"--groups {groups}: stream {i} (width {size} x --expansion {expansion}) "
+                                         f"needs {stream_groups} groups to divide it (audio streams get half)")
+        if _get(settings, "nextvlad_hidden_size") // _get(settings, "gating_reduction") < 1:
+            raise ModelSettingsError(f"--gating_reduction {_get(settings, 'gating_reduction')} is larger than "
+                                     f"--nextvlad_hidden_size {_get(settings, 'nextvlad_hidden_size')}")
+    units = {"BiGruModel": ("gru_cells", _get(settings, "gru_cells")),
+             "BiLstmModel": ("lstm_cells", settings["lstm_cells"])}.get(name)
+    if units and units[1] % 2:
+        raise ModelSettingsError(f"--{units[0]} {units[1]}: {name}'s bidirectional layer splits it in two; pass an "
+                                 "even number")
 
 
 def needs_label_stats(settings):

@@ -21,9 +21,9 @@ class NeXtVLAD(keras.layers.Layer):
         v_jk = sum_{t,g} mask(t) alpha_g alpha_gk (x~_tj^g - c_kj)                          (Eq. 5, 8, 18-19)
 
     then intra-normalisation (each cluster's lambda*N/G vector to unit L2 norm), flatten (D-major, as the
-    original) and batch norm. Unlike WILLOW's NetVLAD there is no global L2 normalisation. Weights: lambda*N
-    (N + G + G K + K/G) + 2 lambda*N + G (Eq. 9 before the hidden layer, plus biases and batch norm). All kernels
-    use He initialisation (the original's `slim.variance_scaling_initializer`).
+    original) and batch norm. Unlike WILLOW's NetVLAD there is no global L2 normalisation. Weights: kernels
+    lambda*N (N + G + G K + K/G) (Eq. 9 without the hidden layer's share), biases lambda*N + G, and the cluster
+    and output batch norms. All kernels use He initialisation (the original's `slim.variance_scaling_initializer`).
 
     Args:
         cluster_size: int K (flag `nextvlad_cluster_size`; the paper 112 or 128; audio gets K/2).
