@@ -116,10 +116,9 @@ def test_eq_9_reproduces_the_papers_examples():
     assert 71e6 < _eq_9(1024, 128, 8, 2048) < 72e6
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision(policy):
-    """Every new frame layer under mixed precision (eager; their XLA steps run in float32 above): finite outputs
-    and gradients in the compute dtype, and float32 probabilities from the mixture head."""
+def test_mixed_precision(policy="mixed_float16"):
+    """Every new frame layer under mixed float16 (eager; their XLA steps run in float32 above; bfloat16 has
+    float32's range): finite outputs and gradients in the compute dtype, float32 probabilities from the mixture."""
     import keras
     import tensorflow as tf
 
