@@ -42,8 +42,22 @@ MODELS = {
               "huber_delta": 0.5, "max_frames": 300}, 32,
              flops_lib.lstm_m_o_moe(VIDEO_DIM, 1152, 300, CLASSES, 2),
              "frame-level LSTM-M-O 1152 + MoE-2 (paper final), T=300"),
+    # The competition winners' published models (yt8m_tf/competition_presets.py), at their published batch sizes.
+    "netvlad": ({"model": "NetVLADModel", "frame_features": True, "feature_names": "rgb,audio",
+                 "feature_sizes": "1024,128", "max_frames": 300, "netvlad_cluster_size": 256,
+                 "netvlad_hidden_size": 1024, "netvlad_relu": False, "gating": True, "moe_prob_gating": True,
+                 "iterations": 300, "video_level_classifier_model": "MoeModel", "moe_num_mixtures": 2}, 80,
+                flops_lib.willow_netvlad_moe((1024, 128), 256, 1024, 300, CLASSES, 2),
+                "frame-level WILLOW gated NetVLAD K=256 + gated MoE-2, 300 sampled frames"),
+    "nextvlad": ({"model": "NeXtVLADModel", "frame_features": True, "feature_names": "rgb,audio",
+                  "feature_sizes": "1024,128", "max_frames": 300, "nextvlad_cluster_size": 112, "groups": 8,
+                  "expansion": 2, "nextvlad_hidden_size": 2048, "gating_reduction": 16, "drop_rate": 0.5,
+                  "video_level_classifier_model": "LogisticModel"}, 80,
+                 flops_lib.nextvlad_logistic((1024, 128), 112, 8, 2, 2048, 16, 300, CLASSES),
+                 "frame-level NeXtVLAD K=112 G=8 H=2048 + logistic (2018 3rd place), T=300"),
 }
-TARGETS = {"logistic": None, "moe": 0.50, "mlp": 0.50, "lstm": 0.25}
+# netvlad / nextvlad: no target yet (not measured); set one from their first run.
+TARGETS = {"logistic": None, "moe": 0.50, "mlp": 0.50, "lstm": 0.25, "netvlad": None, "nextvlad": None}
 
 
 def make_batch(settings, batch_size, rng):

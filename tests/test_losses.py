@@ -85,6 +85,24 @@ def test_label_weights_keep_only_the_rated_terms_by_hand():
         losses.softmax(LABELS, PREDS, label_weights=weights)
 
 
+def test_online_distillation_loss_by_hand():
+    """NeXtVLAD Eq. 14-16 at T = 2: z / T = [0, ln 3] gives p = [1/4, 3/4]; [0, 0] gives [1/2, 1/2]."""
+    ln3 = math.log(3.0)
+    mixture = np.array([[0.0, 2 * ln3], [0.0, 0.0]], np.float32)  # (B=2, C=2)
+    members = np.array([[[0.0, 0.0], [0.0, 2 * ln3], [2 * ln3, 0.0]],  # (B=2, M=3, C=2)
+                        [[5.0, 5.0], [0.0, 0.0], [-1.0, -1.0]]], np.float32)  # all uniform: KL 0
+    kl_uniform = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    kl_swapped = 0.25 * math.log(0.25 / 0.75) + 0.75 * math.log(0.75 / 0.25)
+    expected = [9.0 * (kl_uniform + 0.0 + kl_swapped), 0.0]
+    out = losses.online_distillation_loss(mixture, members, temperature=2.0, weight=9.0)
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-6)
+    # Gradients reach the mixture's logits too (no stop-gradient on p_e, as the original code).
+    mixture_var = tf.Variable(mixture)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(losses.online_distillation_loss(mixture_var, members, temperature=2.0))
+    assert np.abs(np.asarray(tape.gradient(total, mixture_var))[0]).max() > 0.01
+
+
 def test_registry_and_get_loss():
     assert set(LOSSES) == {"CrossEntropyLoss", "HingeLoss", "SoftmaxLoss", "PseudoHuberLoss"}
     huber = get_loss("PseudoHuberLoss", delta=2.0)

@@ -31,7 +31,11 @@ TINY = {**FRAME_INPUT, "lstm_cells": 8, "cnn_filters": 4, "mlp_hidden_sizes": "8
         "dbof_hidden_size": 8, "iterations": 4}
 # Small widths for the learning check.
 SMALL = {**FRAME_INPUT, "lstm_cells": 16, "lstm_layers": 1, "cnn_filters": 16, "mlp_hidden_sizes": "32",
-         "dbof_cluster_size": 32, "dbof_hidden_size": 16, "iterations": 8, "moe_hidden_size": 0}
+         "dbof_cluster_size": 32, "dbof_hidden_size": 16, "iterations": 8, "moe_hidden_size": 0,
+         # the competition winners' poolings (WILLOW, NeXtVLAD, GRUs)
+         "netvlad_cluster_size": 8, "netvlad_hidden_size": 16, "fv_cluster_size": 8, "fv_hidden_size": 16,
+         "gru_cells": 16, "gru_layers": 1, "nextvlad_cluster_size": 8, "groups": 4, "nextvlad_hidden_size": 16,
+         "gating_reduction": 4}
 TRAIN_KEYS = set(TrainOptions.__dataclass_fields__)
 MODEL_PRESETS = sorted(presets.PAPER_GAP)  # the paper rows (not paper-training, not the video-level recipes)
 
@@ -172,6 +176,7 @@ ROUND_TRIP = {
         model="IndirectClusteringModel", video_level_classifier_model="MlpModel", mlp_layer_norm=True,
         label_beta=0.1, label_gamma=0.1),
     "ManyToManyModel": dict(model="ManyToManyModel"),
+    "MixNeXtVLADModel": dict(model="MixNeXtVLADModel", mix_number=2),
 }
 
 

@@ -70,9 +70,26 @@ def test_dbof_pooling(kwargs):
 
 def test_dbof_defaults_match_starter_flags():
     layer = DBoFPooling()
-    assert (layer.cluster_size, layer.hidden_size, layer.add_batch_norm, layer.pooling_method,
-            layer.sample_frames, layer.sample_random_frames) == (8192, 1024, True, "max", 30, True)
+    assert (layer.cluster_size, layer.hidden_size, layer.add_batch_norm, layer.pooling_method, layer.activation,
+            layer.sample_frames, layer.sample_random_frames) == (8192, 1024, True, "max", "sigmoid", 30, True)
     assert layer.output_dim(1152) == 1024
+
+
+def test_dbof_activation_flag_and_old_train_dirs():
+    """--dbof_activation defaults to the starter's sigmoid; settings saved before the flag existed (no key) were
+    trained with the hard-coded relu6 and still build that."""
+    from yt8m_tf import flags as flags_lib, registry
+
+    settings = flags_lib.default_model_settings(model="DbofModel", frame_features=True, feature_names="rgb,audio",
+                                                feature_sizes="8,4", num_classes=5, max_frames=4,
+                                                dbof_cluster_size=8, dbof_hidden_size=4)
+    assert settings["dbof_activation"] == "sigmoid"
+    assert registry.make_layers(settings)[0].activation == "sigmoid"
+    old = {k: v for k, v in settings.items() if k != "dbof_activation"}
+    assert registry.make_layers(old)[0].activation == "relu6"
+    frames = np.random.default_rng(0).normal(size=(2, 4, 12)).astype(np.float32) * 5
+    out = np.asarray(DBoFPooling(8, 4, add_batch_norm=False, activation="relu6")(frames, np.array([4, 2])))
+    assert out.min() >= 0.0 and out.max() <= 6.0
 
 
 def test_sample_random_frames_and_sequence():

@@ -204,5 +204,8 @@ def test_list_presets_and_models():
     assert "final/lstm-m-o-moe2-huber" in presets and "table1/cnn-1024" in presets
     assert len([p for p in presets if p.startswith("table3/")]) == 6
     assert len([p for p in presets if p.startswith("table4/huber-")]) == 4
+    assert {"willow/netvlad-gated", "nextvlad/single", "nextvlad/mix3", "garden/dbof"} <= set(presets)
     models = cli.run("train.py", "--list_models").stdout.split()
     assert {"LogisticModel", "MoeModel", "FrameLevelLogisticModel", "DbofModel", "LstmModel"} <= set(models)
+    assert {"NetVLADModel", "NetRVLADModel", "NetFVModel", "SoftDBoWModel", "NeXtVLADModel", "MixNeXtVLADModel",
+            "GruModel", "BiGruModel", "BiLstmModel"} <= set(models)

@@ -20,7 +20,13 @@ MODEL_FLAGS = (
     "label_alpha", "label_beta", "label_gamma", "huber_delta", "center_loss_lambda",
     "input_normalization", "mlp_activation", "mlp_input_noise", "label_smoothing", "focal_gamma_neg",
     "knn_memory_size", "knn_k", "knn_temperature", "knn_weight", "knn_output_weight", "knn_output_temperature",
-    "ensemble_members", "ema_decay",
+    "ensemble_members", "ema_decay", "dbof_activation",
+    # the competition winners' models (docs/MODELS.md): WILLOW 2017, NeXtVLAD 2018, the 2018 winners' RNNs
+    "netvlad_cluster_size", "netvlad_hidden_size", "netvlad_relu", "gating", "moe_prob_gating",
+    "fv_cluster_size", "fv_hidden_size", "fv_relu", "fv_couple_weights", "dbof_relu", "softdbof_maxpool",
+    "gru_cells", "gru_layers",
+    "nextvlad_cluster_size", "nextvlad_hidden_size", "groups", "expansion", "drop_rate", "gating_reduction",
+    "mix_number", "cl_temperature", "cl_lambda",
 )
 
 
@@ -95,6 +101,11 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_integer("dbof_hidden_size", 1024, "DBoF hidden layer size.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_bool("dbof_add_batch_norm", True, "Batch norm in DBoF.", flag_values=flag_values)
     flags.DEFINE_string("dbof_pooling_method", "max", "DBoF pooling over frames: max or average.", flag_values=flag_values)
+    flags.DEFINE_string("dbof_activation", "sigmoid", "Activation of DbofModel's cluster and hidden layers (a Keras "
+                        "name). The starter's default is sigmoid; the 2017 starter code (and seilna/youtube-8m) "
+                        "hard-coded relu6, which train_dirs written before this flag existed used.",
+                        flag_values=flag_values)
+    _define_competition_flags(flag_values)
     flags.DEFINE_integer("cnn_filters", 64, "Channels of the temporal CNN pooling (2.2.2).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_string("position_encoding_length", "num_frames",
                         "T in the position encoding (2.2.3): num_frames (per video) or max_frames (original code).", flag_values=flag_values)
@@ -111,6 +122,54 @@ def define_model_flags(flag_values=FLAGS):
                        "negative class term is weighted by p^gamma; 0 = the starter loss.", lower_bound=0.0,
                        flag_values=flag_values)
     flags.DEFINE_float("center_loss_lambda", 0.0, "lambda of the multi-label center loss (Eq. 22); 0 = off.",
+                       lower_bound=0.0, flag_values=flag_values)
+
+
+def _define_competition_flags(flag_values):
+    """The 2017 / 2018 winners' model flags, under their original names (antoine77340/Youtube-8M-WILLOW,
+    linrongc/youtube-8m) and defaults."""
+    flags.DEFINE_integer("netvlad_cluster_size", 64, "Clusters K of NetVLADModel / NetRVLADModel on rgb (audio: "
+                         "K/2).", lower_bound=2, flag_values=flag_values)
+    flags.DEFINE_integer("netvlad_hidden_size", 1024, "Hidden (output) width of NetVLADModel / NetRVLADModel.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_bool("netvlad_relu", True, "NetVLADModel / NetRVLADModel hidden layer: batch norm + ReLU6 (True) "
+                      "or a bias and no activation (False, WILLOW's best model).", flag_values=flag_values)
+    flags.DEFINE_bool("gating", False, "Context Gating after the hidden layer of the WILLOW poolings (NetVLADModel, "
+                      "NetRVLADModel, NetFVModel, SoftDBoWModel).", flag_values=flag_values)
+    flags.DEFINE_bool("moe_prob_gating", False, "Context Gating of MoeModel's output probabilities (WILLOW).",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("fv_cluster_size", 64, "Clusters K of NetFVModel on rgb (audio: K/2).", lower_bound=2,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("fv_hidden_size", 2048, "Hidden (output) width of NetFVModel.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_bool("fv_relu", True, "NetFVModel hidden layer: batch norm + ReLU6 or a bias (as --netvlad_relu).",
+                      flag_values=flag_values)
+    flags.DEFINE_bool("fv_couple_weights", True, "NetFVModel centres = 0.01 x the assignment weights (True) or "
+                      "their own weights (False, the published gated NetFV).", flag_values=flag_values)
+    flags.DEFINE_bool("dbof_relu", True, "SoftDBoWModel hidden layer: batch norm + ReLU6 or a bias (as "
+                      "--netvlad_relu; DbofModel uses --dbof_activation).", flag_values=flag_values)
+    flags.DEFINE_bool("softdbof_maxpool", False, "SoftDBoWModel also max-pools the soft assignments.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("gru_cells", 1024, "GRU width of GruModel / BiGruModel.", lower_bound=2,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("gru_layers", 2, "GRU layers of GruModel / BiGruModel (the bidirectional one included).",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("nextvlad_cluster_size", 64, "Clusters K of NeXtVLAD on rgb (audio: K/2).", lower_bound=2,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("nextvlad_hidden_size", 1024, "Hidden width H of NeXtVLADModel / MixNeXtVLADModel.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("groups", 8, "NeXtVLAD groups G on rgb (audio: G/2).", lower_bound=2,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("expansion", 2, "NeXtVLAD expansion lambda.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_float("drop_rate", 0.5, "NeXtVLAD dropout rate after the concatenated encodings.", lower_bound=0.0,
+                       upper_bound=0.99, flag_values=flag_values)
+    flags.DEFINE_integer("gating_reduction", 8, "Reduction r of NeXtVLAD's SE Context Gating.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("mix_number", 3, "NeXtVLAD models in MixNeXtVLADModel.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_float("cl_temperature", 2.0, "MixNeXtVLADModel: temperature T of the online distillation.",
+                       lower_bound=1e-6, flag_values=flag_values)
+    flags.DEFINE_float("cl_lambda", 1.0, "MixNeXtVLADModel: weight of the online distillation KL (the paper: T^2).",
                        lower_bound=0.0, flag_values=flag_values)
 
 

@@ -129,6 +129,29 @@ def get_loss(name, **kwargs):
     return functools.partial(fn, **kwargs) if kwargs else fn
 
 
+def online_distillation_loss(mixture_logits, member_logits, temperature=3.0, weight=9.0):
+    """The online knowledge distillation term of the NeXtVLAD mixture (Lin et al. 2018 section 3.4), per example.
+
+    With the class-softmax "rank soft predictions" at temperature T (Eq. 15),
+        p_e(c) = softmax_c(z_e / T),  p_m(c) = softmax_c(z_m / T),
+    returns weight * sum_m KL(p_e || p_m) = weight * sum_m sum_c p_e(c) log(p_e(c) / p_m(c))  (Eq. 14), shape (B,).
+    Eq. 16 weights the KL sum by T^2: weight 9 at T = 3 (the paper's final model; the code's `--cl_lambda=9`,
+    `--cl_temperature=3`). Computed with log-softmax in float32 (the original added 1e-8 inside the logs).
+    Gradients reach both the members and the mixture (the gate included), as in the original code (no
+    stop-gradient on p_e).
+
+    Args:
+        mixture_logits: (B, C) z_e, the mixture's logits.
+        member_logits: (B, M, C) z_m, each member's logits.
+        temperature: float T.
+        weight: float, the factor of the KL sum.
+    """
+    log_mixture = ops.log_softmax(ops.cast(mixture_logits, "float32") / temperature, axis=-1)[:, None, :]
+    log_members = ops.log_softmax(ops.cast(member_logits, "float32") / temperature, axis=-1)
+    kl = ops.sum(ops.exp(log_mixture) * (log_mixture - log_members), axis=-1)  # (B, M)
+    return weight * ops.sum(kl, axis=-1)
+
+
 def _sum_over_replicas(*tensors):
     """All-reduce (sum) across the replicas of a tf.distribute strategy; unchanged outside one."""
     context = tf.distribute.get_replica_context()

@@ -75,7 +75,10 @@ class VideoClassifier(keras.Model):
     Output: dict with `predictions` (B, num_classes) float32 probabilities and `embedding`, the input of h (O_g),
     which the center loss (2.5.1) pulls toward class centers. Classifiers with `uses_labels = True` (`KnnMemory`)
     get `labels=` at training time, like poolings with `uses_labels`. With an `Ensemble` h, training outputs also
-    hold `member_predictions` (B, N, num_classes), for a loss per member.
+    hold `member_predictions` (B, N, num_classes), for a loss per member. A frames-taking head with
+    `returns_members = True` (`NeXtVLADMixture`) returns its own training outputs (`predictions`,
+    `member_predictions`, `member_logits`, `mixture_logits`); label processing is not applied to them (the registry
+    refuses C with such a head).
     """
 
     def __init__(self, classifier, pooling=None, label_processing=None, input_normalization=None, **kwargs):
@@ -93,6 +96,9 @@ class VideoClassifier(keras.Model):
             x = self.input_normalization(x)
         if getattr(self.classifier, "takes_frames", False):
             embedding = x
+            if training and getattr(self.classifier, "returns_members", False):
+                outputs = self.classifier(x, inputs["num_frames"], training=training, return_members=True)
+                return {**{k: ops.cast(v, "float32") for k, v in outputs.items()}, "embedding": embedding}
             predictions = self.classifier(x, inputs["num_frames"], training=training)
         else:
             if self.pooling is None:

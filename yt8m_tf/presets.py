@@ -9,7 +9,12 @@ the components the paper states for that table (section 3.2):
 and every row trains as section 2.6 says: Adam, lr 0.0006, betas 0.9/0.999, eps 1e-8, batch 128, lr x0.95 every 1.5M
 examples, 5 epochs, on frame-level rgb+audio (1152-d frames). `paper_gap` is the GAP@20 the paper reports (Kaggle test
 set, 2017 data); docs/MODELS.md lists them with the commands.
+
+The competition winners' published configurations (WILLOW 2017, NeXtVLAD 2018, Model Garden's DBoF) are in
+`yt8m_tf.competition_presets` and merged into PRESETS below.
 """
+
+from yt8m_tf import competition_presets
 
 PAPER_TRAINING = {
     "optimizer": "AdamOptimizer", "base_learning_rate": 0.0006, "adam_epsilon": 1e-8, "batch_size": 128,
@@ -64,6 +69,7 @@ _ROWS = {
 PRESETS = {name: preset for name, (preset, _) in _ROWS.items()}
 PAPER_GAP = {name: gap for name, (_, gap) in _ROWS.items()}
 PRESETS["paper-training"] = dict(PAPER_TRAINING)
+PRESETS.update(competition_presets.PRESETS)
 
 # ---- video-level recipes tuned on the 28.8k real 2018 videos (docs/QUALITY.md has every ablation) ----------------
 LOG_PRIOR = -6.907755  # log(1/1000): output logits start near the rare classes' prior

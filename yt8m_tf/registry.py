@@ -19,6 +19,14 @@ LATER_DEFAULTS = {
     "input_normalization": "none", "mlp_activation": "relu", "mlp_input_noise": 0.0, "label_smoothing": 0.0,
     "knn_memory_size": 0, "knn_k": 50, "knn_temperature": 0.05, "knn_weight": 0.3, "ensemble_members": 1,
     "focal_gamma_neg": 0.0, "knn_output_weight": 0.0, "knn_output_temperature": 0.02, "ema_decay": 0.0,
+    # DbofModel hard-coded relu6 before --dbof_activation (whose default, the starter's, is sigmoid)
+    "dbof_activation": "relu6",
+    # the competition winners' models (their flag defaults; no older train_dir used them)
+    "netvlad_cluster_size": 64, "netvlad_hidden_size": 1024, "netvlad_relu": True, "gating": False,
+    "moe_prob_gating": False, "fv_cluster_size": 64, "fv_hidden_size": 2048, "fv_relu": True,
+    "fv_couple_weights": True, "dbof_relu": True, "softdbof_maxpool": False, "gru_cells": 1024, "gru_layers": 2,
+    "nextvlad_cluster_size": 64, "nextvlad_hidden_size": 1024, "groups": 8, "expansion": 2, "drop_rate": 0.5,
+    "gating_reduction": 8, "mix_number": 3, "cl_temperature": 2.0, "cl_lambda": 1.0,
 }
 
 
@@ -46,6 +54,35 @@ def _lstm(s, build, **variant):
                                use_cudnn=False if build.get("jit_compile") else "auto", **variant)
 
 
+def _streams(s):
+    """(name, width) of each --feature_names block: the streams of the two-stream poolings."""
+    names = [n.strip() for n in str(s["feature_names"]).split(",") if n.strip()]
+    return list(zip(names, _sizes(s["feature_sizes"])))
+
+
+def _willow(s, encoder, cluster_key, hidden_key, relu_key, audio_divisor=2, **options):
+    """WILLOW's two-stream pooling: `encoder` with K clusters on the first stream, K / audio_divisor on the others
+    (their NetVLAD / NetFV: K/2; their Soft-DBoW: K/8)."""
+    k = _get(s, cluster_key)
+    streams = _streams(s)
+    encoders = [encoder(k if i == 0 else max(1, k // audio_divisor), name=f"{name}_{encoder.__name__.lower()}",
+                        **options) for i, (name, _) in enumerate(streams)]
+    return pooling.LearnablePooling(encoders, [size for _, size in streams], hidden_size=_get(s, hidden_key),
+                                    relu=_get(s, relu_key), gating=_get(s, "gating"), sample_frames=s["iterations"],
+                                    sample_random_frames=s["sample_random_frames"])
+
+
+def _nextvlad_args(s):
+    return dict(feature_sizes=_sizes(s["feature_sizes"]), cluster_size=_get(s, "nextvlad_cluster_size"),
+                groups=_get(s, "groups"), expansion=_get(s, "expansion"), hidden_size=_get(s, "nextvlad_hidden_size"),
+                gating_reduction=_get(s, "gating_reduction"), dropout=_get(s, "drop_rate"))
+
+
+def _recurrent(cell, units, layers, build, **options):
+    return pooling.RecurrentPooling(cell, units=units, num_layers=layers,
+                                    use_cudnn=False if build.get("jit_compile") else "auto", **options)
+
+
 # Frame-level poolings g (paper 2.2 and the starter-code baselines): name -> builder(settings, build options).
 POOLINGS = {
     "FrameLevelLogisticModel": lambda s, b: pooling.MeanPooling(),
@@ -54,7 +91,8 @@ POOLINGS = {
     "DbofModel": lambda s, b: pooling.DBoFPooling(
         cluster_size=s["dbof_cluster_size"], hidden_size=s["dbof_hidden_size"],
         add_batch_norm=s["dbof_add_batch_norm"], pooling_method=s["dbof_pooling_method"],
-        sample_frames=s["iterations"], sample_random_frames=s["sample_random_frames"]),
+        activation=_get(s, "dbof_activation"), sample_frames=s["iterations"],
+        sample_random_frames=s["sample_random_frames"]),
     # LstmModel: the starter code's, every layer's (c_T, s_T); with lstm_layers=1 the paper's "LSTM" (2d).
     "LstmModel": lambda s, b: _lstm(s, b, all_layer_states=True),
     "LstmMModel": lambda s, b: _lstm(s, b, use_input_sum=True),
@@ -68,6 +106,22 @@ POOLINGS = {
         l2_normalize=s["pooling_l2_normalize"]),
     "AdaptiveNoiseModel": lambda s, b: pooling.AdaptiveNoisePooling(
         num_classes=s["num_classes"], class_counts=b.get("class_counts"), scale=s["noise_scale"]),
+    # The competition winners (docs/MODELS.md). WILLOW 2017: two-stream clustering poolings, their GRU.
+    "NetVLADModel": lambda s, b: _willow(s, pooling.NetVLAD, "netvlad_cluster_size", "netvlad_hidden_size",
+                                         "netvlad_relu"),
+    "NetRVLADModel": lambda s, b: _willow(s, pooling.NetRVLAD, "netvlad_cluster_size", "netvlad_hidden_size",
+                                          "netvlad_relu"),
+    "NetFVModel": lambda s, b: _willow(s, pooling.NetFV, "fv_cluster_size", "fv_hidden_size", "fv_relu",
+                                       couple_weights=_get(s, "fv_couple_weights")),
+    "SoftDBoWModel": lambda s, b: _willow(s, pooling.SoftDBoW, "dbof_cluster_size", "dbof_hidden_size", "dbof_relu",
+                                          audio_divisor=8, max_pool=_get(s, "softdbof_maxpool")),
+    "GruModel": lambda s, b: _recurrent("gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b),
+    # NeXtVLAD 2018 (3rd place); the 2018 1st place's bidirectional RNNs.
+    "NeXtVLADModel": lambda s, b: pooling.NeXtVLADPooling(**_nextvlad_args(s)),
+    "BiGruModel": lambda s, b: _recurrent("gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b,
+                                          bidirectional=True, all_layer_states=False),
+    "BiLstmModel": lambda s, b: _recurrent("lstm", s["lstm_cells"], s["lstm_layers"], b, bidirectional=True,
+                                           all_layer_states=False),
 }
 
 # Classifiers h: name -> builder(settings). FrameLevelLogisticModel always uses LogisticModel.
@@ -76,7 +130,8 @@ CLASSIFIERS = {
         s["num_classes"], l2_penalty=s["l2_penalty"], bias_initializer_value=s["output_bias_init"]),
     "MoeModel": lambda s: classifiers.MoE(
         s["num_classes"], num_mixtures=s["moe_num_mixtures"], l2_penalty=s["l2_penalty"],
-        hidden_size=s["moe_hidden_size"] or None, expert_bias_initializer_value=s["output_bias_init"]),
+        hidden_size=s["moe_hidden_size"] or None, expert_bias_initializer_value=s["output_bias_init"],
+        prob_gating=_get(s, "moe_prob_gating")),
     # The output bias exists only when --output_bias_init is set (the original `NN` has none).
     "MlpModel": lambda s: classifiers.MLP(
         s["num_classes"], hidden_sizes=_sizes(s["mlp_hidden_sizes"]), layer_norm=s["mlp_layer_norm"],
@@ -113,6 +168,12 @@ FRAME_HEADS = {
     "ManyToManyModel": lambda s, b: classifiers.ManyToMany(
         s["num_classes"], units=s["lstm_cells"], l2_penalty=s["l2_penalty"],
         use_cudnn=False if b.get("jit_compile") else "auto"),
+    # NeXtVLAD's mixture with a gate on the mean frame (Lin et al. 2018, 3.4); trained with online distillation.
+    "MixNeXtVLADModel": lambda s, b: classifiers.NeXtVLADMixture(
+        [pooling.NeXtVLADPooling(**_nextvlad_args(s), name=f"branch_{m}") for m in range(_get(s, "mix_number"))],
+        [classifiers.Logistic(s["num_classes"], l2_penalty=s["l2_penalty"],
+                              bias_initializer_value=s["output_bias_init"], name=f"branch_{m}_logistic")
+         for m in range(_get(s, "mix_number"))]),
 }
 
 MODEL_NAMES = sorted(POOLINGS) + sorted(CLASSIFIERS) + sorted(FRAME_HEADS)
@@ -139,6 +200,11 @@ def check_settings(settings):
                                  f"'{settings['video_level_classifier_model']}'; valid: {', '.join(CLASSIFIERS)}")
     if name in FRAME_HEADS and settings.get("center_loss_lambda"):
         raise ModelSettingsError(f"--center_loss_lambda needs a pooled embedding; {name} has none")
+    if name == "MixNeXtVLADModel" and (settings["label_beta"] or settings["label_gamma"]
+                                       or settings["label_alpha"] != 1.0):
+        raise ModelSettingsError(f"--label_alpha/beta/gamma (label processing) do not apply to {name}: its "
+                                 "training outputs are logits mixed before the sigmoid")
+    _check_winners_settings(settings)
     head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
     if _get(settings, "ensemble_members") < 1 or (name in FRAME_HEADS and _get(settings, "ensemble_members") > 1):
         raise ModelSettingsError(f"--ensemble_members {_get(settings, 'ensemble_members')}: needs at least 1, and "
@@ -184,25 +250,50 @@ def check_memory_capacity(settings, num_examples):
         "all of them per batch: docs/MODELS.md), --knn_memory_size=0 (no memory), or train on fewer videos")
 
 
+def _check_winners_settings(settings):
+    """The shapes the competition winners' layers need: NeXtVLAD's groups divide each expanded stream (the first
+    stream gets --groups, the others half), SE gating keeps a bottleneck, bidirectional layers split evenly."""
+    name = settings["model"]
+    if name in ("NeXtVLADModel", "MixNeXtVLADModel"):
+        groups, expansion = _get(settings, "groups"), _get(settings, "expansion")
+        for i, size in enumerate(_sizes(settings["feature_sizes"])):
+            stream_groups = groups if i == 0 else groups // 2
+            if stream_groups < 1 or (expansion * size) % stream_groups:
+                raise ModelSettingsError(f"--groups {groups}: stream {i} (width {size} x --expansion {expansion}) "
+                                         f"needs {stream_groups} groups to divide it (audio streams get half)")
+        if _get(settings, "nextvlad_hidden_size") // _get(settings, "gating_reduction") < 1:
+            raise ModelSettingsError(f"--gating_reduction {_get(settings, 'gating_reduction')} is larger than "
+                                     f"--nextvlad_hidden_size {_get(settings, 'nextvlad_hidden_size')}")
+    units = {"BiGruModel": ("gru_cells", _get(settings, "gru_cells")),
+             "BiLstmModel": ("lstm_cells", settings["lstm_cells"])}.get(name)
+    if units and units[1] % 2:
+        raise ModelSettingsError(f"--{units[0]} {units[1]}: {name}'s bidirectional layer splits it in two; pass an "
+                                 "even number")
+
+
 def needs_label_stats(settings):
     """Adaptive noise needs class counts S(y); label processing needs the correlation matrix M_c."""
     return settings["model"] == "AdaptiveNoiseModel" or bool(settings["label_beta"] or settings["label_gamma"])
+
+
+def make_layers(settings, class_counts=None, jit_compile=False):
+    """(g, h) of the settings, not built: g None for video-level models and frames-taking heads."""
+    name = settings["model"]
+    build = {"jit_compile": jit_compile, "class_counts": None if class_counts is None else list(class_counts)}
+    if name in FRAME_HEADS:
+        return None, FRAME_HEADS[name](settings, build)
+    if name in CLASSIFIERS:
+        return None, _classifier(name, settings)
+    g = POOLINGS[name](settings, build)
+    return g, _classifier("LogisticModel" if name == "FrameLevelLogisticModel"
+                          else settings["video_level_classifier_model"], settings)
 
 
 def build_model(settings, class_counts=None, correlation=None, jit_compile=False):
     """The VideoClassifier the settings describe. Label statistics are needed only to initialise a new model;
     a restored checkpoint carries them."""
     check_settings(settings)
-    name = settings["model"]
-    build = {"jit_compile": jit_compile, "class_counts": None if class_counts is None else list(class_counts)}
-    if name in FRAME_HEADS:
-        g, h = None, FRAME_HEADS[name](settings, build)
-    elif name in CLASSIFIERS:
-        g, h = None, _classifier(name, settings)
-    else:
-        g = POOLINGS[name](settings, build)
-        h = _classifier("LogisticModel" if name == "FrameLevelLogisticModel"
-                        else settings["video_level_classifier_model"], settings)
+    g, h = make_layers(settings, class_counts, jit_compile)
     c = None
     if settings["label_beta"] or settings["label_gamma"] or settings["label_alpha"] != 1.0:
         c = LabelProcessing(settings["num_classes"], alpha=settings["label_alpha"], beta=settings["label_beta"],
@@ -227,6 +318,14 @@ def build_center_loss(settings):
     if not settings.get("center_loss_lambda"):
         return None
     return MultiLabelCenterLoss(settings["num_classes"])
+
+
+def distillation_kwargs(settings):
+    """Keyword arguments of `losses.online_distillation_loss` for a model that trains with it
+    (MixNeXtVLADModel: temperature --cl_temperature, weight --cl_lambda); None for every other model."""
+    if settings["model"] != "MixNeXtVLADModel":
+        return None
+    return {"temperature": _get(settings, "cl_temperature"), "weight": _get(settings, "cl_lambda")}
 
 
 def loss_kwargs(settings):

@@ -2,7 +2,8 @@
 
 `ManyToMany` reads the frames instead (`takes_frames = True`). `CLASSIFIERS` maps names to classes so a config
 can choose one by name. `KnnMemory` wraps an `MLP` (a k-NN vote over the training videos mixed into its output);
-`Ensemble` averages independently trained copies of a classifier.
+`Ensemble` averages independently trained copies of a classifier. `NeXtVLADMixture` (frames-taking, replaces g) is
+the gated mixture of NeXtVLAD models of Lin et al. 2018.
 """
 
 from yt8m_tf.classifiers.ensemble import Ensemble
@@ -11,6 +12,7 @@ from yt8m_tf.classifiers.many_to_many import ManyToMany
 from yt8m_tf.classifiers.memory import KnnMemory
 from yt8m_tf.classifiers.mlp import MLP
 from yt8m_tf.classifiers.moe import MoE
+from yt8m_tf.classifiers.nextvlad_mixture import NeXtVLADMixture
 from yt8m_tf.classifiers.regularizers import slim_l2
 
 CLASSIFIERS = {
@@ -20,4 +22,5 @@ CLASSIFIERS = {
     "ManyToMany": ManyToMany,
 }
 
-__all__ = ["CLASSIFIERS", "Ensemble", "KnnMemory", "Logistic", "MLP", "ManyToMany", "MoE", "slim_l2"]
+__all__ = ["CLASSIFIERS", "Ensemble", "KnnMemory", "Logistic", "MLP", "ManyToMany", "MoE", "NeXtVLADMixture",
+           "slim_l2"]

@@ -6,12 +6,8 @@ import keras
 from keras import ops
 
 from yt8m_tf.masking import masked_max, masked_mean
-from yt8m_tf.pooling.frame_sampling import sample_random_frames, sample_random_sequence
-from yt8m_tf.pooling.utils import valid_frames
-
-# slim.batch_norm defaults used by the starter code's DbofModel (decay 0.999, epsilon 0.001).
-_BN_MOMENTUM = 0.999
-_BN_EPSILON = 1e-3
+from yt8m_tf.pooling.frame_sampling import frames_to_pool
+from yt8m_tf.pooling.utils import SLIM_BN, valid_frames
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
@@ -66,8 +62,9 @@ class DBoFPooling(keras.layers.Layer):
         hidden_size: int, the output width d; flag `dbof_hidden_size` (1024).
         add_batch_norm: bool, flag `dbof_add_batch_norm` (True).
         pooling_method: "max" or "average", flag `dbof_pooling_method` ("max").
-        activation: str, a Keras activation. "relu6" is what the 2017 starter code (and seilna/youtube-8m)
-            hard-coded; later google/youtube-8m made it the flag `dbof_activation` with default "sigmoid".
+        activation: str, a Keras activation; flag `dbof_activation`, whose default is the starter's "sigmoid"
+            (google/youtube-8m). The 2017 starter code (and seilna/youtube-8m) hard-coded "relu6", which
+            train_dirs written before the flag existed used (`registry.LATER_DEFAULTS`).
         sample_frames: int, frames sampled per video at training time (flag `iterations`, 30); 0 disables sampling.
         sample_random_frames: bool, True samples independent frames (`sample_random_frames` flag, True), False a
             run of consecutive frames. See `yt8m_tf.pooling.frame_sampling`.
@@ -81,7 +78,7 @@ class DBoFPooling(keras.layers.Layer):
     """
 
     def __init__(self, cluster_size=8192, hidden_size=1024, add_batch_norm=True, pooling_method="max",
-                 activation="relu6", sample_frames=30, sample_random_frames=True, seed=None, **kwargs):
+                 activation="sigmoid", sample_frames=30, sample_random_frames=True, seed=None, **kwargs):
         super().__init__(**kwargs)
         if pooling_method not in ("max", "average"):
             raise ValueError(f"pooling_method must be 'max' or 'average', got {pooling_method!r}")
@@ -96,7 +93,7 @@ class DBoFPooling(keras.layers.Layer):
         self._activation_fn = keras.activations.get(activation)
         self.seed_generator = keras.random.SeedGenerator(seed)
         if add_batch_norm:
-            bn = dict(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, dtype=self.dtype_policy)
+            bn = dict(SLIM_BN, dtype=self.dtype_policy)
             self.input_bn = keras.layers.BatchNormalization(name="input_bn", **bn)
             self.cluster_bn = keras.layers.BatchNormalization(name="cluster_bn", **bn)
             self.hidden_bn = keras.layers.BatchNormalization(name="hidden1_bn", **bn)
@@ -122,15 +119,8 @@ class DBoFPooling(keras.layers.Layer):
                 initializer=keras.initializers.RandomNormal(stddev=0.01))
 
     def call(self, frames, num_frames, training=None):
-        if training and self.sample_frames > 0:
-            sampler = sample_random_frames if self.sample_random_frames else sample_random_sequence
-            frames = sampler(frames, num_frames, self.sample_frames, seed=self.seed_generator)
-            has_frames = ops.expand_dims(ops.cast(num_frames, "int32") > 0, 1)
-            mask = ops.broadcast_to(has_frames, (ops.shape(frames)[0], self.sample_frames))
-        else:
-            mask, frames = valid_frames(frames, num_frames)
-
-        x = frames
+        mask, x = frames_to_pool(frames, num_frames, self.sample_frames, self.sample_random_frames, training,
+                                 seed=self.seed_generator)
         if self.add_batch_norm:
             x = self.input_bn(x, training=training, mask=mask)
         x = ops.matmul(x, ops.cast(self.cluster_weights, x.dtype))

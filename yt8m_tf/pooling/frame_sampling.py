@@ -10,6 +10,8 @@ draw on every eager call), or a `keras.random.SeedGenerator` (what layers pass, 
 import keras
 from keras import ops
 
+from yt8m_tf.pooling.utils import valid_frames
+
 
 def _gather_frames(frames, num_frames, frame_index):
     """(B, T, D) frames, (B,) counts, (B, K) int32 indices -> (B, K, D); rows of 0-frame videos are zeros."""
@@ -64,3 +66,21 @@ def sample_random_sequence(frames, num_frames, num_samples, seed=None):
     start = ops.minimum(start, max_start)
     index = ops.minimum(start + ops.expand_dims(ops.arange(num_samples, dtype="int32"), 0), count - 1)
     return _gather_frames(frames, num_frames, ops.maximum(index, 0))
+
+
+def frames_to_pool(frames, num_frames, sample_frames, random_frames=True, training=None, seed=None):
+    """The (mask, frames) a sampling pooling aggregates (the starter's DBoF, WILLOW's clustering poolings).
+
+    Training with `sample_frames` K > 0: K sampled valid frames (`sample_random_frames`, or a run of consecutive
+    frames with `random_frames=False`), all marked valid except for 0-frame videos. Otherwise (evaluation, or
+    K = 0): the frames as given, padding rows zeroed, and the (B, T) mask of the valid ones.
+
+    Returns:
+        (mask (B, T') bool, frames (B, T', D)).
+    """
+    if not (training and sample_frames > 0):
+        return valid_frames(frames, num_frames)
+    sampler = sample_random_frames if random_frames else sample_random_sequence
+    sampled = sampler(frames, num_frames, sample_frames, seed=seed)
+    has_frames = ops.expand_dims(ops.cast(num_frames, "int32") > 0, 1)
+    return ops.broadcast_to(has_frames, (ops.shape(sampled)[0], sample_frames)), sampled

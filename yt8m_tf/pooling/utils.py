@@ -4,6 +4,10 @@ from keras import ops
 
 from yt8m_tf.masking import frame_mask
 
+# slim.batch_norm defaults (decay 0.999, epsilon 0.001): the starter code's DbofModel, WILLOW's and NeXtVLAD's code
+# all used them. Keras' BatchNormalization defaults are momentum 0.99, epsilon 0.001.
+SLIM_BN = {"momentum": 0.999, "epsilon": 1e-3}
+
 
 def l2_normalize(x, epsilon=1e-12):
     """x / max(||x||_2, sqrt(epsilon)) over the last axis, as `tf.nn.l2_normalize`; computed in float32.

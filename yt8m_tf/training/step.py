@@ -25,11 +25,15 @@ def batch_gap(predictions, labels, k=20):
     return tf.math.divide_no_nan(tf.reduce_sum(precision * hits), tf.reduce_sum(labels))
 
 
-def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0, label_weights=None):
+def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0, label_weights=None,
+                     online_distillation=None):
     """(B,) loss of the model's outputs; for an ensemble h (`member_predictions`) the mean of every member's loss
     on its own predictions, so that each member is trained as if alone. With `teacher` probabilities (B, C)
     (distillation): (1 - teacher_weight) x the loss + teacher_weight x the cross entropy to the teacher's. With
-    `label_weights` (segment ratings) only the weighted (example, class) terms count, in both."""
+    `label_weights` (segment ratings) only the weighted (example, class) terms count, in both.
+
+    A NeXtVLAD mixture (outputs with `mixture_logits`) is trained as Lin et al. 2018 Eq. 16: the loss of the
+    mixture + the loss of every member + `losses.online_distillation_loss(**online_distillation)`."""
     weighted = {} if label_weights is None else {"label_weights": label_weights}
 
     def loss(predictions):
@@ -42,6 +46,10 @@ def per_example_loss(loss_fn, labels, outputs, teacher=None, teacher_weight=0.0,
     if "member_predictions" not in outputs:
         return loss(tf.cast(outputs["predictions"], tf.float32))
     members = tf.unstack(tf.cast(outputs["member_predictions"], tf.float32), axis=1)
+    if "mixture_logits" in outputs:
+        return (loss(tf.cast(outputs["predictions"], tf.float32)) + tf.add_n([loss(m) for m in members])
+                + losses.online_distillation_loss(outputs["mixture_logits"], outputs["member_logits"],
+                                                  **(online_distillation or {})))
     return tf.add_n([loss(member) for member in members]) / len(members)
 
 
@@ -57,7 +65,8 @@ class TrainStep:
     1. Random draws (dropout, input noise, frame sampling, adaptive noise) are seeded by (the generator's seed from
        `--seed`, the step, the replica): every replica draws its own values, and a rerun with the same `--seed`, or
        a run resumed from a checkpoint, draws the same values at the same step.
-    2. Forward pass; per-example losses (one per ensemble member, `per_example_loss`; mixed with the cross entropy
+    2. Forward pass; per-example losses (`per_example_loss`: one per ensemble member, or a NeXtVLAD mixture's
+       Eq. 16 with `online_distillation` = `registry.distillation_kwargs(settings)`; mixed with the cross entropy
        to the `teachers`' predictions, or to the batch's `teacher_predictions`, by `teacher_weight`; only the rated
        pairs when the batch has `label_weights`) averaged over the GLOBAL batch (`tf.nn.compute_average_loss`),
        plus `regularization_penalty` x the layers' losses and the center loss.
@@ -74,7 +83,7 @@ class TrainStep:
 
     def __init__(self, model, loss_fn, optimizer, global_batch_size, center_loss=None, center_lambda=0.0,
                  regularization_penalty=1.0, top_k=20, jit_compile=False, average=None, teachers=(),
-                 teacher_weight=0.0):
+                 teacher_weight=0.0, online_distillation=None):
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -86,6 +95,7 @@ class TrainStep:
         self.average = average
         self.teachers = list(teachers)
         self.teacher_weight = float(teacher_weight)
+        self.online_distillation = online_distillation
         self._seeds = [(state, int(state.numpy()[0])) for state in seed_states(model)]
         # Plain Python, traced by the caller's tf.function (a nested tf.function cannot hold the gradients'
         # all-reduce on MirroredStrategy); XLA needs its own compiled function.
@@ -111,7 +121,8 @@ class TrainStep:
             teacher = distillation.teacher_predictions(self.teachers, batch)
         with tf.GradientTape() as tape:
             outputs = model(batch, training=True)
-            per_example = per_example_loss(self.loss_fn, labels, outputs, teacher, self.teacher_weight, weights)
+            per_example = per_example_loss(self.loss_fn, labels, outputs, teacher, self.teacher_weight, weights,
+                                           self.online_distillation)
             if self.center_loss is not None:
                 per_example += self.center_lambda * self.center_loss(outputs["embedding"], labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)

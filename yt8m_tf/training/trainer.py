@@ -122,7 +122,8 @@ def train(settings, options):
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
                                     options.top_k, jit_compile=options.jit_compile, average=average,
                                     teachers=teachers,
-                                    teacher_weight=options.distillation_weight if teachers or table else 0.0)
+                                    teacher_weight=options.distillation_weight if teachers or table else 0.0,
+                                    online_distillation=registry.distillation_kwargs(settings))
     loop = step_lib.make_loop(strategy, train_step)
     # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
     # is brought up to date before every checkpoint and export, on every replica.
