@@ -22,13 +22,11 @@ def main(argv):
     if FLAGS.list_presets or FLAGS.list_models:
         print("\n".join(presets.PRESETS if FLAGS.list_presets else registry.MODEL_NAMES))
         return
-    if FLAGS.preset:
-        yt8m_flags.apply_preset(FLAGS.preset)
-    if not FLAGS.train_data_pattern:
+    settings, options = yt8m_flags.training_run()
+    if not options.train_data_pattern:
         cli.fail("--train_data_pattern is required")
-    settings = yt8m_flags.model_settings()
     registry.check_settings(settings)
-    result = trainer.train(settings, yt8m_flags.train_options())
+    result = trainer.train(settings, options)
     print(f"trained to step {result['step']} (loss {result['loss']:.4f}) in {result['seconds']:.0f} s; "
           f"checkpoint {result['checkpoint']}; export {result['export']}; weights {result['weights']:.6f}")
 

@@ -8,12 +8,17 @@ import pytest
 from yt8m_tf import flags as yt8m_flags, registry
 from yt8m_tf.training import train_dir as train_dir_lib
 
+
 def _settings(model):
     frame = model not in registry.CLASSIFIERS
-    return yt8m_flags.default_model_settings(model=model, frame_features=frame, num_classes=12, max_frames=6, lstm_cells=4, lstm_layers=2,
-                    feature_names="rgb,audio" if frame else "mean_rgb,mean_audio", feature_sizes="6,2",
-                    mlp_hidden_sizes="5,5", dbof_cluster_size=8, dbof_hidden_size=4, cnn_filters=3,
-                    video_level_classifier_model="MlpModel", label_beta=0.1, label_gamma=0.1)
+    return yt8m_flags.default_model_settings(
+        model=model, frame_features=frame, num_classes=12, max_frames=6, lstm_cells=4, lstm_layers=2,
+        feature_names="rgb,audio" if frame else "mean_rgb,mean_audio", feature_sizes="6,2", mlp_hidden_sizes="5,5",
+        dbof_cluster_size=8, dbof_hidden_size=4, cnn_filters=3, video_level_classifier_model="MlpModel",
+        label_beta=0.0 if model == "MixNeXtVLADModel" else 0.1, label_gamma=0.0 if model == "MixNeXtVLADModel" else 0.1,
+        gru_cells=4, netvlad_cluster_size=4, netvlad_hidden_size=4,
+        fv_cluster_size=4, fv_hidden_size=4, nextvlad_cluster_size=4, nextvlad_hidden_size=8, groups=2,
+        gating_reduction=2, mix_number=2)
 
 
 @pytest.mark.parametrize("model", registry.MODEL_NAMES)

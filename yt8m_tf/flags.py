@@ -270,12 +270,32 @@ def apply_preset(name, flag_values=FLAGS):
             flag_values[key].value = value
 
 
-def model_settings():
-    return {name: FLAGS[name].value for name in MODEL_FLAGS}
+def apply_settings(settings, flag_values=FLAGS):
+    """Model settings (another run's model_flags.json, for --init_from) as defaults of the model flags; flags given
+    on the command line win."""
+    for key in MODEL_FLAGS:
+        if key in settings and not flag_values[key].present:
+            flag_values[key].value = settings[key]
 
 
-def train_options():
+def model_settings(flag_values=FLAGS):
+    return {name: flag_values[name].value for name in MODEL_FLAGS}
+
+
+def train_options(flag_values=FLAGS):
     names = [f.name for f in TrainOptions.__dataclass_fields__.values()]
-    values = {name: FLAGS[name].value for name in names if name in FLAGS}
-    values["progress"] = not FLAGS.quiet
+    values = {name: flag_values[name].value for name in names if name in flag_values}
+    values["progress"] = not flag_values.quiet
     return TrainOptions(**values)
+
+
+def training_run(flag_values=FLAGS):
+    """(model settings, TrainOptions) of train.py's parsed flags: the preset's values, then (--init_from) the model
+    of the run it starts from, then what the command line says."""
+    from yt8m_tf.training import train_dir  # TensorFlow only when a run is set up
+
+    if flag_values.preset:
+        apply_preset(flag_values.preset, flag_values)
+    if flag_values.init_from:
+        apply_settings(train_dir.init_source(flag_values.init_from)[1], flag_values)
+    return model_settings(flag_values), train_options(flag_values)

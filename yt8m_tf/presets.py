@@ -113,3 +113,15 @@ PRESETS["video-moe"] = {
     "input_normalization": "l2_scaled", "label_loss": "CrossEntropyLoss",
     "optimizer": "AdamOptimizer", "base_learning_rate": 0.002, "batch_size": 1024, "num_epochs": 6,
 }
+
+# The 2019 segment task: a frame-level model trained on the 2018 video labels (e.g. --preset=nextvlad/single on the
+# 2018 frame-level train files), then fine-tuned on the rated segments of the 2019 validate files:
+#     python train.py --preset=segments/finetune --init_from=<its train_dir> --train_dir=... \
+#         --train_data_pattern='.../2019/frame/validate*.tfrecord'
+# (the model flags come from --init_from). Only the rated (segment, class) pairs enter the loss. A tenth of the
+# 2018 NeXtVLAD learning rate, constant, 3 passes over the about 237k rated segments; not a published recipe
+# (the 2019 winners fine-tuned with their own settings, which their write-ups give only in part).
+PRESETS["segments/finetune"] = {
+    "segment_labels": True, "base_learning_rate": 2e-5, "learning_rate_decay": 1.0, "batch_size": 256,
+    "num_epochs": 3,
+}

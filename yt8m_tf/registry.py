@@ -289,6 +289,19 @@ def make_layers(settings, class_counts=None, jit_compile=False):
                           else settings["video_level_classifier_model"], settings)
 
 
+def model_parts(settings):
+    """The parts (VideoClassifier attributes) a model of these settings has: g, h, C, input normalization."""
+    check_settings(settings)
+    parts = ["classifier"]
+    if settings["model"] in POOLINGS:
+        parts.append("pooling")
+    if settings["label_beta"] or settings["label_gamma"] or settings["label_alpha"] != 1.0:
+        parts.append("label_processing")
+    if _get(settings, "input_normalization") != "none":
+        parts.append("input_normalization")
+    return parts
+
+
 def build_model(settings, class_counts=None, correlation=None, jit_compile=False):
     """The VideoClassifier the settings describe. Label statistics are needed only to initialise a new model;
     a restored checkpoint carries them."""

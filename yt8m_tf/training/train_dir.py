@@ -198,12 +198,9 @@ def checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
 
-def init_checkpoint(init_from, settings):
-    """(checkpoint path, its run's settings) that a new run starts from (--init_from: a --train_dir, meaning its
-    latest checkpoint, or a checkpoint prefix inside one), after checking that the run's model settings are
-    `settings` except those that change no weight (`registry.WEIGHTLESS_SETTINGS`)."""
-    from yt8m_tf import registry
-
+def init_source(init_from):
+    """(checkpoint path, its run's model settings) of --init_from: a --train_dir (its latest checkpoint) or a
+    checkpoint prefix inside one."""
     if tf.io.gfile.exists(init_from + ".index"):
         directory, path = os.path.dirname(init_from) or ".", init_from
     else:
@@ -215,6 +212,16 @@ def init_checkpoint(init_from, settings):
                             "checkpoint in one") from None
     if not path:
         raise TrainDirError(f"--init_from '{init_from}' has no checkpoint yet")
+    return path, source
+
+
+def init_checkpoint(init_from, settings):
+    """(checkpoint path, its run's settings) that a new run starts from (--init_from, `init_source`), after
+    checking that the run's model settings are `settings` except those that change no weight
+    (`registry.WEIGHTLESS_SETTINGS`)."""
+    from yt8m_tf import registry
+
+    path, source = init_source(init_from)
     source = {**registry.LATER_DEFAULTS, **source}
     differ = sorted(k for k in set(source) | set(settings)
                     if k not in registry.WEIGHTLESS_SETTINGS and source.get(k) != settings.get(k))

@@ -78,6 +78,7 @@ def train(settings, options):
              if options.teacher_predictions else None)
     teacher_dirs = distillation.check_teachers(options.teacher_dirs, settings)
     init = train_dir_lib.init_checkpoint(options.init_from, settings) if options.init_from else None
+    frozen = frozen_parts(options.freeze, settings)
     distributed = training_input(strategy, reader, options, repeat=bool(total_steps), skip_corrupt=corrupt,
                                  teacher_table=table)
 
@@ -93,7 +94,8 @@ def train(settings, options):
     # ---- the model, the loss and the optimizer ------------------------------------------------------------------
     with strategy.scope():
         model = registry.build_model(settings, jit_compile=options.jit_compile, **stats)
-        freeze(model, options.freeze)
+        for part in frozen:  # out of the trainable variables: neither updated nor given optimizer slots
+            getattr(model, part).trainable = False
         loss_fn = losses_lib.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
         center_loss = registry.build_center_loss(settings)
         schedule = optimization.learning_rate_schedule(
@@ -370,16 +372,15 @@ def restore(checkpoint, train_dir, optimizer, is_chief):
 FREEZABLE = ("pooling", "classifier", "label_processing", "input_normalization")
 
 
-def freeze(model, parts):
-    """Keeps the weights of the comma-separated `parts` of the model (g, h, C) fixed: out of the trainable
-    variables, so the optimizer neither updates nor keeps slots for them."""
-    for part in (p.strip() for p in parts.split(",") if p.strip()):
+def frozen_parts(freeze, settings):
+    """The parts of the model (g, h, C) named by --freeze, checked against what the settings build."""
+    parts = [p.strip() for p in freeze.split(",") if p.strip()]
+    for part in parts:
         if part not in FREEZABLE:
             raise TrainingError(f"--freeze '{part}' is not one of {', '.join(FREEZABLE)}")
-        layer = getattr(model, part)
-        if layer is None:
+        if part not in registry.model_parts(settings):
             raise TrainingError(f"--freeze {part}: this model has no {part} layer")
-        layer.trainable = False
+    return parts
 
 
 def initialize(model, path, source, average, is_chief):
