@@ -323,15 +323,19 @@ def test_segment_evaluation_metrics():
     assert {key: out[key] for key in expected} == expected
 
 
-def ref_segment_map(pred, lab, w, k):
-    aps = []
+def ref_segment_aps(pred, lab, w, k):
+    aps = np.full(pred.shape[1], np.nan)
     for c in range(pred.shape[1]):
         m = int(((w[:, c] > 0) & (lab[:, c] > 0)).sum())
         if m == 0:
             continue
         ranked = sorted(range(pred.shape[0]), key=lambda i: -pred[i, c])[:k]
-        aps.append(ref_ap([lab[i, c] for i in ranked if w[i, c] > 0], m))
-    return float(np.mean(aps))
+        aps[c] = ref_ap([lab[i, c] for i in ranked if w[i, c] > 0], m)
+    return aps
+
+
+def ref_segment_map(pred, lab, w, k):
+    return float(np.nanmean(ref_segment_aps(pred, lab, w, k)))
 
 
 def test_segment_map_against_plain_loop_reference():
@@ -346,3 +350,6 @@ def test_segment_map_against_plain_loop_reference():
     for start in range(0, 300, 64):
         seg.accumulate(pred[start : start + 64], lab[start : start + 64], w[start : start + 64])
     assert seg.get()["segment_map"] == pytest.approx(ref_segment_map(pred, lab, w, 100000), abs=1e-9)
+    # The per-class terms (eval.py --segment_labels --class_report), nan where a class has no positive.
+    np.testing.assert_allclose(seg.class_average_precisions(), ref_segment_aps(pred, lab, w, 100000), atol=1e-9)
+    np.testing.assert_array_equal(seg.class_positives, ((w > 0) & (lab > 0)).sum(0))

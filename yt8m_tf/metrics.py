@@ -686,14 +686,26 @@ class SegmentEvaluationMetrics(EvaluationMetrics):
         )
         self._segment_positives += np.bincount(classes[positive].astype(np.int64), minlength=self.num_classes)
 
-    def get(self):
-        result = super().get()
+    def _segment_aps(self):
         scores = self._rated.get("scores")
         classes = self._rated.get("classes", empty_dtype=np.int32)
         positive = self._rated.get("positive", empty_dtype=bool)
-        aps = _class_aps(
+        return _class_aps(
             *_rank_by_score(scores, classes, positive), self.num_classes, self._segment_positives, cutoff=self.segment_k
         )
+
+    @property
+    def class_positives(self):
+        """Positive rated segments per class [C] (the denominators of the per-class segment APs)."""
+        return self._segment_positives.copy()
+
+    def class_average_precisions(self):
+        """Per-class segment AP@K [C], the terms `segment_map` averages; nan for classes without a positive rated
+        segment (eval.py --segment_labels --class_report writes them)."""
+        return np.where(self._segment_positives > 0, self._segment_aps(), np.nan)
+
+    def get(self):
+        result = super().get()
         evaluated = np.ones(self.num_classes, dtype=bool)
-        result["segment_map"] = _segment_map_from_lists(aps, self._segment_positives, evaluated)
+        result["segment_map"] = _segment_map_from_lists(self._segment_aps(), self._segment_positives, evaluated)
         return result
