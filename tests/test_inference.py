@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import inference
+from yt8m_tf import inference
 from yt8m_tf import flags as flags_lib, registry, submission, synthetic
 from yt8m_tf.training import train_dir as train_dir_lib
 from yt8m_tf.training.evaluation import model_inputs
@@ -148,24 +148,6 @@ def test_segment_top_k_keeps_each_class_best_in_bounded_memory():
         expected = sorted([(-s, k) for c, s, k in everything if c == class_id])[:7]
         assert keys.tolist() == [k for _, k in expected]
         np.testing.assert_array_equal(scores, np.float32([-s for s, _ in expected]))
-
-
-def test_atomic_writer_replaces_only_on_success(tmp_path):
-    path = tmp_path / "out.csv"
-    path.write_text("old\n")
-    for error in (RuntimeError, KeyboardInterrupt):
-        with pytest.raises(error):
-            with submission.AtomicWriter(str(path)) as f:
-                f.write("partial")
-                raise error()
-        assert path.read_text() == "old\n"
-        assert os.listdir(tmp_path) == ["out.csv"]
-    with submission.AtomicWriter(str(path)) as f:
-        f.write("new\n")
-    assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["out.csv"]
-    with pytest.raises(ValueError, match="does not exist"):
-        with submission.AtomicWriter(str(tmp_path / "missing" / "out.csv")):
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
