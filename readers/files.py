@@ -274,9 +274,13 @@ def describe_error(error, files=()):
 
 
 def count_records(files, max_bytes=2 << 30):
-    """Number of records in local files totalling at most `max_bytes` (a fast C++ pass); None when larger or remote
-    (then epochs end when the data does)."""
+    """Number of records in local files totalling at most `max_bytes` (a fast C++ pass); None when larger, remote or
+    damaged (then epochs end when the data does; reading a damaged file fails naming it, or skips its corrupt
+    records with --skip_corrupt_records)."""
     if any("://" in f for f in files) or sum(tf.io.gfile.stat(f).length for f in files) > max_bytes:
         return None
-    return int(tf.data.TFRecordDataset(files, num_parallel_reads=4).reduce(tf.constant(0, tf.int64),
-                                                                            lambda n, _: n + 1))
+    try:
+        return int(tf.data.TFRecordDataset(files, num_parallel_reads=4).reduce(tf.constant(0, tf.int64),
+                                                                                lambda n, _: n + 1))
+    except tf.errors.DataLossError:
+        return None

@@ -21,10 +21,14 @@ def write_data(directory, level="video", prefix="train", shards=2, videos=32, se
     return os.path.join(str(directory), f"{prefix}*.tfrecord")
 
 
+def _environment(env):
+    """The test process's environment, TensorFlow's C++ logs off unless `env` (which wins) says otherwise."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+
+
 def run(script, *args, env=None, timeout=300, check=True):
     """Runs `python script args` from the repo root; returns the CompletedProcess (stdout+stderr as text)."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    result = subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=REPO, env=full_env,
+    result = subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=REPO, env=_environment(env),
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -33,8 +37,7 @@ def run(script, *args, env=None, timeout=300, check=True):
 
 def start(script, *args, env=None):
     """Starts `python script args` in the background (stdout and stderr piped)."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.Popen([sys.executable, os.path.join(REPO, script), *args], cwd=REPO, env=full_env,
+    return subprocess.Popen([sys.executable, os.path.join(REPO, script), *args], cwd=REPO, env=_environment(env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
