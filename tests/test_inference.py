@@ -353,6 +353,11 @@ def test_exports_and_model_archives_give_the_same_rows(video_data, tmp_path):
                             untar_model_dir=str(tmp_path / "untarred_export"))
     assert read_csv(tmp_path / "d.csv") == expected
     assert {"saved_model.pb", "variables", "model_flags.json"} <= set(os.listdir(tmp_path / "untarred_export"))
+    # An export whose model_flags.json describes another model
+    train_dir_lib.write_json(os.path.join(export_dir, "model_flags.json"), dict(video_data["settings"], num_classes=30))
+    with pytest.raises(ValueError, match=f"^export '{export_dir}' does not fit the model in its model_flags.json "):
+        inference.run_inference(export_dir, pattern, str(tmp_path / "e.csv"))
+    assert not os.path.exists(tmp_path / "e.csv")
 
 
 def _tgz(path, members):
