@@ -56,7 +56,8 @@ def _members(source):
 def write(source, path):
     """Writes the archive of the model `source` (models.Source) to `path` atomically; returns the member count."""
     files, generated = _members(source)
-    with atomic.AtomicFile(path, "wb", "--output_model_tgz") as out, tarfile.open(fileobj=out, mode="w|gz") as tar:
+    with atomic.AtomicFile(path, "wb", "--output_model_tgz") as out, \
+            tarfile.open(os.path.basename(path), "w|gz", fileobj=out) as tar:  # the name goes into the gzip header
         for name, data in sorted(generated.items()):
             info = tarfile.TarInfo(name)
             info.size = len(data)
