@@ -71,9 +71,10 @@ def plan_input(settings_list, train_dirs):
     return reader_settings, views
 
 
-def view(video_matrix, num_frames, view):
-    """The batch as one model of the ensemble reads it: its features, at most its max_frames."""
-    columns, max_frames = view
+def view(video_matrix, num_frames, model_view):
+    """The batch as one model of the ensemble reads it (`model_view`, from plan_input): its features, at most its
+    max_frames."""
+    columns, max_frames = model_view
     if max_frames is not None and video_matrix.shape[1] > max_frames:
         video_matrix = video_matrix[:, :max_frames]
         num_frames = tf.minimum(num_frames, max_frames)
