@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 
-from yt8m_tf import synthetic
+from yt8m_tf import cli  # noqa: F401  first: quiets TensorFlow's start-up lines
+from yt8m_tf import synthetic  # noqa: E402
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 

@@ -9,12 +9,14 @@ Without --run_once it waits for each new checkpoint in --train_dir and evaluates
 import os
 import time
 
-import tensorflow as tf
-from absl import flags
+from yt8m_tf import cli  # first: quiets TensorFlow's start-up logs before TensorFlow loads
 
-import readers
-from yt8m_tf import cli, losses, metrics as metrics_lib, registry
-from yt8m_tf.training import evaluation, summaries, train_dir as train_dir_lib
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+import readers  # noqa: E402
+from yt8m_tf import atomic, losses, metrics as metrics_lib, registry  # noqa: E402
+from yt8m_tf.training import evaluation, summaries, train_dir as train_dir_lib  # noqa: E402
 
 flags.DEFINE_string("eval_data_pattern", "", "Evaluation TFRecords (glob, comma-separated, local or gs://).")
 flags.DEFINE_string("train_dir", "/tmp/yt8m_model/", "The directory train.py wrote.")
@@ -33,7 +35,8 @@ flags.DEFINE_string("class_report_plot", "", "Write a PNG of per-class AP agains
 FLAGS = flags.FLAGS
 
 
-def evaluate_checkpoint(path):
+def evaluate_checkpoint(path, files):
+    """Evaluates one checkpoint (the latest when `path` is None) on `files`, the --eval_data_pattern's."""
     model, settings, step = train_dir_lib.load_trained_model(FLAGS.train_dir, checkpoint=path)
     if FLAGS.top_k > settings["num_classes"]:
         cli.fail(f"--top_k {FLAGS.top_k} is larger than the model's {settings['num_classes']} classes")
@@ -43,14 +46,17 @@ def evaluate_checkpoint(path):
                           skip_corrupt=corrupt)
     loss_fn = losses.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
     started = time.time()
-    if FLAGS.segment_labels:
-        results = _evaluate_segments(model, data, settings["num_classes"], loss_fn)
-    else:
-        accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
-        results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
-                                      accumulator=accumulator)
-        if FLAGS.class_report:
-            _write_class_report(accumulator.class_average_precisions(), accumulator)
+    try:
+        if FLAGS.segment_labels:
+            results = _evaluate_segments(model, data, settings["num_classes"], loss_fn)
+        else:
+            accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
+            results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
+                                          accumulator=accumulator)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        raise readers.ReaderError(readers.describe_error(e, files)) from None
+    if FLAGS.class_report and not FLAGS.segment_labels:
+        _write_class_report(accumulator.class_average_precisions(), accumulator)
     results["global_step"] = step
     seconds = time.time() - started
     print(f"step {step}: " + " | ".join(f"{k} {results[k]:.4f}" for k in evaluation.SUMMARY_KEYS)
@@ -61,7 +67,8 @@ def evaluate_checkpoint(path):
         summaries.write_scalars(tf.summary.create_file_writer(_summary_dir()), step,
                                 {k: results[k] for k in evaluation.SUMMARY_KEYS})
     if FLAGS.output_metrics:
-        train_dir_lib.write_json(FLAGS.output_metrics, {k: _plain(v) for k, v in results.items()})
+        train_dir_lib.write_json(FLAGS.output_metrics, {k: _plain(v) for k, v in results.items()},
+                                 "--output_metrics")
     return results
 
 
@@ -75,8 +82,8 @@ def _summary_dir():
         path = os.path.join(FLAGS.train_dir, "eval")
         try:
             tf.io.gfile.makedirs(path)
-            train_dir_lib.check_output_file(os.path.join(path, "probe"), "train_dir")
-        except (train_dir_lib.TrainDirError, tf.errors.OpError, OSError) as e:
+            atomic.check_writable(os.path.join(path, "probe"), "--train_dir")
+        except (atomic.WriteError, tf.errors.OpError, OSError) as e:
             print(f"warning: no TensorBoard summaries: cannot write to '{path}' ({cli.one_line(e)})", flush=True)
             path = ""
         _SUMMARY_DIR.append(path)
@@ -105,9 +112,8 @@ def _write_class_report(aps, accumulator):
     if FLAGS.vocabulary_file:
         vocabulary = pd.read_csv(FLAGS.vocabulary_file, usecols=["Index", "TrainVideoCount", "Name"])
         report = report.merge(vocabulary.rename(columns={"Index": "class"}), on="class", how="left")
-    tmp = FLAGS.class_report + ".tmp"
-    report.to_csv(tmp, index=False)
-    os.replace(tmp, FLAGS.class_report)
+    with atomic.AtomicFile(FLAGS.class_report, "w", "--class_report") as f:
+        report.to_csv(f, index=False)
     print(f"per-class AP written to {FLAGS.class_report}")
     if FLAGS.class_report_plot:
         _plot_class_report(report)
@@ -128,9 +134,8 @@ def _plot_class_report(report):
     axes.set_ylabel("average precision (top-k triplets)")
     axes.set_title(f"per-class AP, {len(rated)} classes with positives")
     figure.tight_layout()
-    tmp = FLAGS.class_report_plot + ".tmp.png"
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, FLAGS.class_report_plot)
+    with atomic.AtomicFile(FLAGS.class_report_plot, "wb", "--class_report_plot") as f:
+        figure.savefig(f, format="png", dpi=120)
     print(f"per-class AP plot written to {FLAGS.class_report_plot}")
 
 
@@ -153,18 +158,18 @@ def main(argv):
     if not FLAGS.skip_corrupt_records:
         readers.files.check_truncation(files)
     for flag in ("output_metrics", "class_report", "class_report_plot"):  # before the evaluation, not after it
-        train_dir_lib.check_output_file(FLAGS[flag].value, flag)
+        atomic.check_writable(FLAGS[flag].value, f"--{flag}")
     train_dir_lib.read_settings(FLAGS.train_dir)
     if FLAGS.run_once:
         if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
             cli.fail(f"--train_dir '{FLAGS.train_dir}' has no checkpoint yet (train.py writes one every "
                      "--checkpoint_steps steps and at the end)")
-        evaluate_checkpoint(None)
+        evaluate_checkpoint(None, files)
         return
     if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
         print(f"waiting for a checkpoint in '{FLAGS.train_dir}' (every {FLAGS.wait_seconds} s)", flush=True)
     for path in tf.train.checkpoints_iterator(FLAGS.train_dir, min_interval_secs=FLAGS.wait_seconds):
-        evaluate_checkpoint(path)
+        evaluate_checkpoint(path, files)
 
 
 if __name__ == "__main__":

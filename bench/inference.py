@@ -87,7 +87,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    import inference
+    from yt8m_tf import inference
     from yt8m_tf import registry
     from yt8m_tf.training import train_dir as train_dir_lib
 

@@ -6,6 +6,7 @@ problem in.
 
 import logging
 import os
+import re
 import struct
 
 import tensorflow as tf
@@ -96,24 +97,43 @@ class CorruptRecordCounter:
     TensorFlow's TFRecordDataset stops at the first corrupt record of a file. This reader walks the TFRecord
     framing (8-byte length + masked CRC32C of the length, data, CRC of the data) itself: a record whose data CRC
     fails is skipped and reading resumes at the next record; a bad length header or a truncated tail ends the file.
-    ``skipped`` counts skipped records per file (an unreadable tail counts as one); ``truncated`` lists the files
-    whose tail could not be read. Slower than the default path (Python per record): use it to get through damaged
+    ``skipped`` counts the skipped records per file (an unreadable tail counts as one); ``truncated`` lists the files
+    whose tail could not be read. A record is counted (and logged) once however often it is read again (epochs, a
+    first batch read twice). Slower than the default path (Python per record): use it to get through damaged
     data, not by default.
     """
 
     def __init__(self):
-        self.skipped = {}
-        self.truncated = []
+        self._damaged = {}  # path -> {byte offset of a skipped record or tail: True when it is an unreadable tail}
+
+    @property
+    def skipped(self):
+        return {path: len(offsets) for path, offsets in self._damaged.items()}
+
+    @property
+    def truncated(self):
+        return [path for path, offsets in self._damaged.items() if any(offsets.values())]
 
     @property
     def total(self):
         return sum(self.skipped.values())
 
     def summary(self):
-        if not self.skipped:
+        if not self._damaged:
             return "no corrupt records found"
-        return f"skipped {self.total} corrupt record(s) in {len(self.skipped)} file(s): " + ", ".join(
-            f"{path} ({n}{', unreadable tail' if path in self.truncated else ''})" for path, n in self.skipped.items())
+        truncated = self.truncated
+        return f"skipped {self.total} corrupt record(s) in {len(self._damaged)} file(s): " + ", ".join(
+            f"{path} ({n}{', unreadable tail' if path in truncated else ''})" for path, n in self.skipped.items())
+
+    def _count(self, path, offset, tail):
+        offsets = self._damaged.setdefault(path, {})
+        if offset not in offsets:
+            offsets[offset] = tail
+            if tail:
+                logging.warning("unreadable tail from byte %d in '%s' (truncated or corrupt header): skipped",
+                                offset, path)
+            else:
+                logging.warning("corrupt record (CRC mismatch) at byte %d in '%s': skipped", offset, path)
 
     def _records(self, path):
         from tensorflow.python.lib.io import tf_record  # the C++ random-access reader (checks CRCs)
@@ -133,15 +153,11 @@ class CorruptRecordCounter:
                 raw.seek(offset)
                 header = raw.read(12)
                 length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else 0
-                if len(header) < 12 or _masked_crc(header[:8]) != struct.unpack("<I", header[8:])[0] \
-                        or offset + 16 + length > size:
-                    logging.warning("unreadable tail from byte %d in '%s' (truncated or corrupt header): skipped",
-                                    offset, path)
-                    self.skipped[path] = self.skipped.get(path, 0) + 1
-                    self.truncated.append(path)
+                tail = len(header) < 12 or _masked_crc(header[:8]) != struct.unpack("<I", header[8:])[0] \
+                    or offset + 16 + length > size
+                self._count(path, offset, tail)
+                if tail:
                     return
-                logging.warning("corrupt record (CRC mismatch) at byte %d in '%s': skipped", offset, path)
-                self.skipped[path] = self.skipped.get(path, 0) + 1
                 offset += 16 + length
 
     def dataset(self, filename):
@@ -149,22 +165,25 @@ class CorruptRecordCounter:
             self._records, args=(filename,), output_signature=tf.TensorSpec([], tf.string))
 
 
-def _framing_end(path):
-    """Walks a local file's TFRecord framing (length headers only, no data read): (complete records, byte offset
-    where the last complete record ends)."""
+def _walk(path, check_crc=False):
+    """Walks a local file's TFRecord framing, reading the 12-byte headers only (length and its masked CRC32C; with
+    `check_crc` the CRC is checked too): (complete records, byte offset where they end, why the walk stopped short
+    of the file's end or None)."""
     size = os.path.getsize(path)
     offset = records = 0
     with open(path, "rb", buffering=0) as f:
-        while size - offset >= 16:
+        while offset < size:
             f.seek(offset)
-            header = f.read(8)
-            if len(header) < 8:
-                break
-            end = offset + 16 + struct.unpack("<Q", header)[0]
+            header = f.read(12)
+            if len(header) < 12:
+                return records, offset, f"cut inside the header of record {records}"
+            if check_crc and _masked_crc(header[:8]) != struct.unpack("<I", header[8:])[0]:
+                return records, offset, f"the length field of record {records} fails its checksum"
+            end = offset + 16 + struct.unpack("<Q", header[:8])[0]
             if end > size:
-                break
+                return records, offset, f"cut inside record {records}: {end - size} byte(s) of it are missing"
             offset, records = end, records + 1
-    return records, offset
+    return records, offset, None
 
 
 _CHECKED = {}
@@ -176,9 +195,10 @@ def check_truncation(files, max_bytes=4 << 30):
     TensorFlow's TFRecordDataset reports a file cut inside a record's data as DataLossError, but treats a file cut
     inside a record's 12-byte header (length + its CRC) as a clean end of file: the partial record is lost silently.
     This walks the framing of local files (the length headers only: fast) and compares its end with the file size,
-    so both kinds of cut are reported before any work is spent. Remote (gs://) files and local data larger than
-    `max_bytes` in all are not walked (their cuts inside data still fail when read). Results are cached per
-    (path, size, mtime). With --skip_corrupt_records this check is not run: the salvage reader counts the tail.
+    so both kinds of cut, and a damaged length field, are reported before any work is spent (a second walk, checking
+    the headers' CRCs, says which). Remote (gs://) files and local data larger than `max_bytes` in all are not walked
+    (their cuts inside data still fail when read). Results are cached per (path, size, mtime). With
+    --skip_corrupt_records this check is not run: the salvage reader counts the tail.
     """
     local = [f for f in files if "://" not in f]
     if len(local) != len(files) or sum(os.path.getsize(f) for f in local) > max_bytes:
@@ -187,19 +207,47 @@ def check_truncation(files, max_bytes=4 << 30):
         stat = os.stat(path)
         key = (path, stat.st_size, stat.st_mtime_ns)
         if key not in _CHECKED:
-            _CHECKED[key] = _framing_end(path)
+            _CHECKED[key] = _walk(path)[:2]
         records, end = _CHECKED[key]
         if end != stat.st_size:
+            records, end, problem = _walk(path, check_crc=True)
             raise ReaderError(
                 f"TFRecord file '{path}' is truncated or corrupt: {stat.st_size - end} byte(s) after its "
-                f"{records} complete record(s) (from byte {end}) are not a whole record; fix or remove it, "
-                "or pass --skip_corrupt_records to skip its unreadable tail")
+                f"{records} complete record(s) (from byte {end}) are not a whole record ({problem}); fix or remove "
+                "it, or pass --skip_corrupt_records to skip its unreadable tail")
+
+
+def _tf_detail(error):
+    """TensorFlow's message of an error, one line, without its internals ({{function_node ...}}, [Op:...], [[...]])."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", getattr(error, "message", None) or str(error))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return re.split(r"\s*\[\[|\s*\[Op:", line)[0].strip()
+
+
+def _damaged_record(path, detail):
+    """Which record of `path` TensorFlow's "corrupted / truncated record at <byte>" names, in words (None when the
+    message names no byte). TensorFlow gives a record's start for its header and the start + 12 for its data."""
+    found = re.search(r"(corrupted|truncated) record at (\d+)", detail)
+    if not found:
+        return None
+    kind, at = found.group(1), int(found.group(2))
+    size = os.path.getsize(path)
+    offset = index = 0
+    with open(path, "rb", buffering=0) as f:
+        while offset + 12 <= size and offset + 12 < at:
+            f.seek(offset)
+            offset, index = offset + 16 + struct.unpack("<Q", f.read(8))[0], index + 1
+    if kind == "truncated":
+        return f"cut inside record {index} (from byte {offset})"
+    if at == offset + 12:
+        return f"record {index} (from byte {offset}) fails its checksum: its data is damaged"
+    return f"the length field of record {index} (at byte {offset}) fails its checksum"
 
 
 def describe_data_loss(error, files):
-    """A one-line message for a DataLossError from the record stream, naming the damaged file when it can be found
-    quickly (local files up to 4 GiB in all are checked; others are named by pattern)."""
-    detail = error.message.split("[")[0].strip() if hasattr(error, "message") else str(error)
+    """A one-line message for a DataLossError from the record stream, naming the damaged file and record when they
+    can be found quickly (local files up to 4 GiB in all are read again, one by one)."""
+    detail = _tf_detail(error)
     local = [f for f in files if "://" not in f]
     if local and len(local) == len(files) and sum(tf.io.gfile.stat(f).length for f in local) <= 4 << 30:
         for path in local:
@@ -207,11 +255,11 @@ def describe_data_loss(error, files):
                 for _ in tf.data.TFRecordDataset(path, buffer_size=8 << 20):
                     pass
             except tf.errors.DataLossError as e:
-                detail = e.message.split("[")[0].strip()
-                return (f"corrupt or truncated TFRecord file '{path}' ({detail}); fix or remove it, "
-                        "or pass --skip_corrupt_records to skip corrupt records")
-    return (f"corrupt or truncated TFRecord data in one of {len(files)} input files ({detail}); "
-            "pass --skip_corrupt_records to skip corrupt records")
+                detail = _tf_detail(e)
+                return (f"corrupt or truncated TFRecord file '{path}': {_damaged_record(path, detail) or detail}; "
+                        "fix or remove it, or pass --skip_corrupt_records to skip corrupt records")
+    where = f" in one of {len(files)} input files" if files else ""
+    return f"corrupt or truncated TFRecord data{where} ({detail}); pass --skip_corrupt_records to skip corrupt records"
 
 
 def describe_error(error, files=()):
@@ -222,13 +270,17 @@ def describe_error(error, files=()):
     if "assertion failed: [" in text:
         message = text.split("assertion failed: [", 1)[1].split("]\n", 1)[0].split("]\t", 1)[0].rstrip("]")
         return message.replace("\\'", "'")
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return _tf_detail(error)
 
 
 def count_records(files, max_bytes=2 << 30):
-    """Number of records in local files totalling at most `max_bytes` (a fast C++ pass); None when larger or remote
-    (then epochs end when the data does)."""
+    """Number of records in local files totalling at most `max_bytes` (a fast C++ pass); None when larger, remote or
+    damaged (then epochs end when the data does; reading a damaged file fails naming it, or skips its corrupt
+    records with --skip_corrupt_records)."""
     if any("://" in f for f in files) or sum(tf.io.gfile.stat(f).length for f in files) > max_bytes:
         return None
-    return int(tf.data.TFRecordDataset(files, num_parallel_reads=4).reduce(tf.constant(0, tf.int64),
-                                                                            lambda n, _: n + 1))
+    try:
+        return int(tf.data.TFRecordDataset(files, num_parallel_reads=4).reduce(tf.constant(0, tf.int64),
+                                                                                lambda n, _: n + 1))
+    except tf.errors.DataLossError:
+        return None

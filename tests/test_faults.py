@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import inference
+from yt8m_tf import inference
 import readers
 from tests import cli_testing as cli
 from tests.test_train import TINY_MOE, _free_ports, _steps
-from yt8m_tf import cli as cli_lib, flags as flags_lib, registry, submission, synthetic
+from yt8m_tf import atomic, cli as cli_lib, flags as flags_lib, registry, synthetic
 from yt8m_tf.training import train_dir as train_dir_lib, trainer
 
 REPO = cli.REPO
@@ -203,7 +203,7 @@ def test_inference_disk_full_keeps_the_old_file(data, tmp_path, monkeypatch):
         def close(self):
             self.real.close()
 
-    monkeypatch.setattr(submission, "open", FullDisk, raising=False)
+    monkeypatch.setattr(atomic, "open", FullDisk, raising=False)
     with pytest.raises(ValueError, match=f"cannot write output file '{re.escape(str(out))}': No space left"):
         inference.run_inference(data["model"], data["test"], str(out))
     assert out.read_text() == "old\n" and os.listdir(tmp_path) == ["out.csv"]  # temporary file removed

@@ -1,20 +1,26 @@
-"""inference.py and yt8m_tf/submission.py: CSV bytes, one row per video, ensembles, segment mode, atomic output."""
+"""inference.py (yt8m_tf/inference/) and yt8m_tf/submission.py: CSV bytes, one row per video, ensembles, segment mode,
+atomic output, exports and model archives (--input_model_tgz / --output_model_tgz)."""
 
 import collections
 import glob
+import io
 import os
 import signal
 import subprocess
 import sys
+import tarfile
+import uuid
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
-import inference
+import inference as inference_cli
+from yt8m_tf import inference
 from yt8m_tf import flags as flags_lib, registry, submission, synthetic
-from yt8m_tf.training import train_dir as train_dir_lib
+from yt8m_tf.training import export, options as options_lib, train_dir as train_dir_lib
 from yt8m_tf.training.evaluation import model_inputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,9 +106,25 @@ def frame_data(tmp_path_factory):
     return {"root": root, "pattern": str(root / "data" / "test*.tfrecord")}
 
 
-def test_model_defaults_are_the_flag_defaults():
-    assert MODEL_DEFAULTS["model"] == "LogisticModel" and MODEL_DEFAULTS["max_frames"] == 300
-    assert "feature_sizes" in MODEL_DEFAULTS and "center_loss_lambda" in MODEL_DEFAULTS
+def test_flag_defaults_are_the_starter_codes():
+    """The defaults users of google/youtube-8m rely on, as its train.py and inference.py define them."""
+    starter_train = {"model": "LogisticModel", "frame_features": False, "label_loss": "CrossEntropyLoss",
+                     "max_frames": 300, "batch_size": 1024, "base_learning_rate": 0.01, "learning_rate_decay": 0.95,
+                     "learning_rate_decay_examples": 4000000, "num_epochs": 5, "export_model_steps": 1000,
+                     "num_readers": 8, "optimizer": "AdamOptimizer", "clip_gradient_norm": 1.0,
+                     "regularization_penalty": 1.0, "start_new_model": False}
+    ours = {name: MODEL_DEFAULTS[name] if name in MODEL_DEFAULTS else options_lib.default(name)
+            for name in starter_train}
+    assert ours == starter_train
+    # inference.py; deliberate differences: --batch_size 512 (8192), --segment_max_pred 100000 (25000 in the 2019
+    # code), --segment_label_ids_file empty (a URL there: nothing is downloaded here).
+    starter_inference = {"train_dir": "", "input_data_pattern": "", "input_model_tgz": "",
+                         "untar_model_dir": "/tmp/yt8m-model", "segment_labels": False, "output_file": "",
+                         "output_model_tgz": "", "top_k": 20, "num_readers": 1}
+    values = flags.FlagValues()
+    inference_cli.define_flags(values)
+    values(["inference.py"])
+    assert {name: values[name].value for name in starter_inference} == starter_inference
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,24 +170,6 @@ def test_segment_top_k_keeps_each_class_best_in_bounded_memory():
         expected = sorted([(-s, k) for c, s, k in everything if c == class_id])[:7]
         assert keys.tolist() == [k for _, k in expected]
         np.testing.assert_array_equal(scores, np.float32([-s for s, _ in expected]))
-
-
-def test_atomic_writer_replaces_only_on_success(tmp_path):
-    path = tmp_path / "out.csv"
-    path.write_text("old\n")
-    for error in (RuntimeError, KeyboardInterrupt):
-        with pytest.raises(error):
-            with submission.AtomicWriter(str(path)) as f:
-                f.write("partial")
-                raise error()
-        assert path.read_text() == "old\n"
-        assert os.listdir(tmp_path) == ["out.csv"]
-    with submission.AtomicWriter(str(path)) as f:
-        f.write("new\n")
-    assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["out.csv"]
-    with pytest.raises(ValueError, match="does not exist"):
-        with submission.AtomicWriter(str(tmp_path / "missing" / "out.csv")):
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -321,6 +325,94 @@ def test_real_2017_test_files_give_one_row_per_video(real_data_dir, tmp_path):
                for _, classes, scores in rows)
 
 
+def test_exports_and_model_archives_give_the_same_rows(video_data, tmp_path):
+    """The starter code's --output_model_tgz / --input_model_tgz round trip, and an export given as --train_dir
+    (its archive on a remote file system: TensorFlow's ram://, reached like gs://): the same CSV bytes as the
+    model's own predictions."""
+    pattern = video_data["pattern"]
+    expected = reference_rows(*predict_all(video_data["model"], video_data["settings"], pattern), 20)
+    archive = str(tmp_path / "model.tgz")
+    inference.run_inference(video_data["train_dir"], pattern, str(tmp_path / "a.csv"), output_model_tgz=archive)
+    assert read_csv(tmp_path / "a.csv") == expected
+    with tarfile.open(archive) as tar:
+        names = sorted(tar.getnames())
+        state = tar.extractfile("checkpoint").read().decode()
+    assert names == ["checkpoint", "model.ckpt-7.data-00000-of-00001", "model.ckpt-7.index", "model_flags.json"]
+    assert state == 'model_checkpoint_path: "model.ckpt-7"\nall_model_checkpoint_paths: "model.ckpt-7"\n'
+    untarred = tmp_path / "untarred"
+    for again in range(2):  # a rerun into the same directory finds only the archive's own files there
+        inference.run_inference("", pattern, str(tmp_path / "b.csv"), input_model_tgz=archive,
+                                untar_model_dir=str(untarred))
+        assert read_csv(tmp_path / "b.csv") == expected and sorted(os.listdir(untarred)) == names
+
+    export_dir = export.export(video_data["model"], video_data["settings"], str(tmp_path / "run/export/step_7"))
+    remote = f"ram://archives-{uuid.uuid4().hex[:8]}/model.tgz"
+    inference.run_inference(export_dir, pattern, str(tmp_path / "c.csv"), output_model_tgz=remote)
+    assert read_csv(tmp_path / "c.csv") == expected
+    inference.run_inference("", pattern, str(tmp_path / "d.csv"), input_model_tgz=remote,
+                            untar_model_dir=str(tmp_path / "untarred_export"))
+    assert read_csv(tmp_path / "d.csv") == expected
+    assert {"saved_model.pb", "variables", "model_flags.json"} <= set(os.listdir(tmp_path / "untarred_export"))
+    # An export whose model_flags.json describes another model
+    train_dir_lib.write_json(os.path.join(export_dir, "model_flags.json"), dict(video_data["settings"], num_classes=30))
+    with pytest.raises(ValueError, match=f"^export '{export_dir}' does not fit the model in its model_flags.json "):
+        inference.run_inference(export_dir, pattern, str(tmp_path / "e.csv"))
+    assert not os.path.exists(tmp_path / "e.csv")
+
+
+def _tgz(path, members):
+    """A .tgz written by hand: {name: bytes, or None for a symbolic link to /etc/passwd}."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_model_archive_errors_are_one_line_and_write_nothing(video_data, tmp_path):
+    model = {name: open(os.path.join(video_data["train_dir"], name), "rb").read()
+             for name in os.listdir(video_data["train_dir"])}
+    good = _tgz(tmp_path / "good.tgz", model)
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "model.ckpt-99.index").write_text("another model")
+    (tmp_path / "random.tgz").write_bytes(os.urandom(300))
+    out, untar = tmp_path / "out.csv", str(tmp_path / "untar")
+    cases = [
+        (dict(input_model_tgz=good), "give --train_dir or --input_model_tgz, not both"),
+        (dict(train_dir=f"{video_data['train_dir']},{video_data['train_dir']}", output_model_tgz=good),
+         "--output_model_tgz archives one model, but --train_dir lists 2"),
+        (dict(output_model_tgz=str(tmp_path / "no_dir" / "m.tgz")),
+         f"--output_model_tgz '{tmp_path}/no_dir/m.tgz': its directory '{tmp_path}/no_dir' does not exist"),
+        (dict(train_dir="", input_model_tgz=str(tmp_path / "missing.tgz")),
+         f"--input_model_tgz '{tmp_path}/missing.tgz' does not exist"),
+        (dict(train_dir="", input_model_tgz=str(tmp_path / "random.tgz")),
+         f"--input_model_tgz '{tmp_path}/random.tgz' is not a readable .tgz archive"),
+        (dict(train_dir="", input_model_tgz=_tgz(tmp_path / "up.tgz", {**model, "../evil": b"x"})),
+         f"--input_model_tgz '{tmp_path}/up.tgz' holds '../evil', which is not a plain file or folder inside"),
+        (dict(train_dir="", input_model_tgz=_tgz(tmp_path / "link.tgz", {"model_flags.json": b"{}", "ln": None})),
+         f"--input_model_tgz '{tmp_path}/link.tgz' holds 'ln', which is not a plain file or folder inside"),
+        (dict(train_dir="", input_model_tgz=_tgz(tmp_path / "bare.tgz", {"checkpoint": b""})),
+         f"--input_model_tgz '{tmp_path}/bare.tgz' holds no model_flags.json: it is not a model archive"),
+        (dict(train_dir="", input_model_tgz=good, untar_model_dir=str(occupied)),
+         f"--untar_model_dir '{occupied}' holds 1 file(s) that are not in --input_model_tgz (model.ckpt-99.index)"),
+    ]
+    before = sorted(os.listdir(tmp_path))
+    for overrides, message in cases:
+        kwargs = dict(train_dir=video_data["train_dir"], input_data_pattern=video_data["pattern"],
+                      output_file=str(out), untar_model_dir=untar)
+        kwargs.update(overrides)
+        with pytest.raises(ValueError) as error:
+            inference.run_inference(**kwargs)
+        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == before and os.listdir(occupied) == ["model.ckpt-99.index"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # inference.py, as a program
 # ---------------------------------------------------------------------------------------------------------------
@@ -350,10 +442,13 @@ def test_killed_run_leaves_the_old_file_and_a_full_run_replaces_it(video_data, t
     assert out.read_text() == "previous submission\n"
     assert [n for n in os.listdir(tmp_path) if not n.startswith(".")] == ["submission.csv"]
 
-    done = subprocess.run(_command(video_data, out, "--top_k=4"), capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=120)
+    archive = tmp_path / "model.tgz"
+    done = subprocess.run(_command(video_data, out, "--top_k=4", f"--output_model_tgz={archive}"),
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"wrote 48 rows (48 videos) to '{out}'" in done.stdout
+    with tarfile.open(archive) as tar:
+        assert "model_flags.json" in tar.getnames()
     rows = parse_video_csv(out.read_text())
     assert len(rows) == 48 and all(len(r[1]) == 4 for r in rows)
 

@@ -169,6 +169,86 @@ def test_shuffled_training_input_repeats(tmp_path):
     assert sizes == [4] * 5 and len(set(data["video_ids"])) == 10
 
 
+# ---- frame level and 2019 segments, records assembled field by field in the test ---------------------------------
+
+def _sequence_example(context, feature_lists):
+    """A tf.train.SequenceExample built field by field, keys in the given order: context {key: (kind, values)} with
+    kind "bytes", "int64" or "float"; feature_lists {name: one bytes value per frame}."""
+    example = tf.train.SequenceExample()
+    for key, (kind, values) in context.items():
+        getattr(example.context.feature[key], f"{kind}_list").value.extend(values)
+    for name, frames in feature_lists.items():
+        feature_list = example.feature_lists.feature_list[name]
+        for frame in frames:
+            feature_list.feature.add().bytes_list.value.append(frame)
+    return example.SerializeToString()
+
+
+def _starter_dequantize(codes):
+    """The starter code's Dequantize(max 2, min -2): codes * 4 / 255 + 4 / 512 - 2, in float64."""
+    return codes.astype(np.float64) * (4.0 / 255.0) + (4.0 / 512.0 - 2.0)
+
+
+def test_frame_level_records_built_by_hand(tmp_path):
+    """The 2018 frame-level layout (context `id`, `labels`; feature lists `rgb` 1024 and `audio` 128 bytes per
+    frame): a video with a repeated label, a 0-frame video, and a label-less video longer than max_frames."""
+    rng = np.random.default_rng(5)
+    videos = [("Ab3x", [4, 17, 4], 7), ("Cd9y", [3861], 0), ("Ef0z", None, 12)]
+    records, codes = [], {}
+    for video_id, labels, count in videos:
+        rgb, audio = rng.integers(0, 256, (count, 1024), np.uint8), rng.integers(0, 256, (count, 128), np.uint8)
+        codes[video_id] = (rgb, audio)
+        context = {"id": ("bytes", [video_id.encode()])}
+        if labels is not None:
+            context["labels"] = ("int64", labels)
+        records.append(_sequence_example(context, {"rgb": [f.tobytes() for f in rgb],
+                                                   "audio": [f.tobytes() for f in audio]}))
+    path = _write(tmp_path / "train0000.tfrecord", records)
+    data, _ = _collect(readers.FrameLevelReader("rgb,audio", "1024,128", num_classes=3862, max_frames=10)
+                       .dataset(path, 3))
+    assert data["video_ids"].tolist() == [b"Ab3x", b"Cd9y", b"Ef0z"]
+    np.testing.assert_array_equal(data["num_frames"], [7, 0, 10])
+    assert data["video_matrix"].shape == (3, 10, 1152) and data["video_matrix"].dtype == np.float32
+    for row, (video_id, _, count) in enumerate(videos):
+        rgb, audio = codes[video_id]
+        kept = min(count, 10)
+        expected = np.zeros((10, 1152))
+        expected[:kept] = np.concatenate([_starter_dequantize(rgb[:kept]), _starter_dequantize(audio[:kept])], 1)
+        np.testing.assert_allclose(data["video_matrix"][row], expected, rtol=0, atol=1e-6)
+    expected_labels = np.zeros((3, 3862))
+    expected_labels[0, [4, 17]] = 1
+    expected_labels[1, 3861] = 1
+    np.testing.assert_array_equal(data["labels"], expected_labels)
+
+
+def test_segment_records_built_by_hand(tmp_path):
+    """The 2019 layout adds context `segment_start_times`, `segment_labels`, `segment_scores` (one entry per rated
+    (segment, class) pair): one example per rated segment, in order of first appearance, its 5 frames, the scores at
+    the rated classes as labels and 1 at the rated classes as label weights."""
+    rng = np.random.default_rng(6)
+    rgb, audio = rng.integers(0, 256, (12, 1024), np.uint8), rng.integers(0, 256, (12, 128), np.uint8)
+    context = {"id": ("bytes", [b"Gh1w"]), "labels": ("int64", [7, 9, 30]),
+               "segment_start_times": ("int64", [5, 0, 5]), "segment_labels": ("int64", [7, 7, 9]),
+               "segment_scores": ("float", [1.0, 0.0, 1.0])}
+    path = _write(tmp_path / "validate0000.tfrecord", [_sequence_example(
+        context, {"rgb": [f.tobytes() for f in rgb], "audio": [f.tobytes() for f in audio]})])
+    reader = readers.FrameLevelReader("rgb,audio", "1024,128", num_classes=40, max_frames=300, segment_labels=True)
+    data, _ = _collect(reader.dataset(path, 8))
+    assert data["video_ids"].tolist() == [b"Gh1w", b"Gh1w"]
+    np.testing.assert_array_equal(data["segment_start_times"], [5, 0])
+    np.testing.assert_array_equal(data["num_frames"], [5, 5])
+    for row, start in enumerate([5, 0]):
+        expected = np.concatenate([_starter_dequantize(rgb[start:start + 5]),
+                                   _starter_dequantize(audio[start:start + 5])], 1)
+        np.testing.assert_allclose(data["video_matrix"][row], expected, rtol=0, atol=1e-6)
+    labels, weights = np.zeros((2, 40)), np.zeros((2, 40))
+    labels[0, [7, 9]] = 1.0  # segment 5: class 7 scored 1, class 9 scored 1
+    weights[0, [7, 9]] = 1.0
+    weights[1, 7] = 1.0  # segment 0: class 7 rated, scored 0
+    np.testing.assert_array_equal(data["labels"], labels)
+    np.testing.assert_array_equal(data["label_weights"], weights)
+
+
 # ---- bad input: one line naming the file or pattern ---------------------------------------------------------
 
 def test_pattern_errors(tmp_path):
@@ -182,18 +262,21 @@ def test_pattern_errors(tmp_path):
         reader.dataset(str(tmp_path / "empty.tfrecord"), 2)
 
 
-def test_layout_errors(frame_file, real_data_dir):
+def test_layout_errors(frame_file):
     path, _ = frame_file
     with pytest.raises(readers.ReaderError, match="pass --frame_features"):
         readers.VideoLevelReader().dataset(path, 2)
-    with pytest.raises(readers.ReaderError, match="drop --frame_features"):
-        readers.FrameLevelReader().dataset(os.path.join(real_data_dir, "v2-video", "validate0000.tfrecord"), 2)
     with pytest.raises(readers.ReaderError, match=r"'audio' .* has 3 bytes per frame but --feature_sizes says 4"):
         readers.FrameLevelReader("rgb,audio", f"{RGB},4", 10).dataset(path, 2)
     with pytest.raises(readers.ReaderError, match=r"'depth' not found .*frame features present: \['audio', 'rgb'\]"):
         readers.FrameLevelReader("rgb,depth", FRAME_SIZES, 10).dataset(path, 2)
     with pytest.raises(readers.ReaderError, match="same number of features"):
         readers.FrameLevelReader("rgb,audio", "6", 10)
+
+
+def test_real_video_level_file_read_as_frames_says_drop_frame_features(real_data_dir):
+    with pytest.raises(readers.ReaderError, match="drop --frame_features"):
+        readers.FrameLevelReader().dataset(os.path.join(real_data_dir, "v2-video", "validate0000.tfrecord"), 2)
 
 
 def test_bad_frame_length_in_a_later_record(tmp_path):

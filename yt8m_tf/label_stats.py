@@ -7,6 +7,8 @@ M_c, "calculated higher as the i-th and j-th label appear together more in the s
 
     python -m yt8m_tf.label_stats --data_pattern 'train*.tfrecord' --output_dir DIR   (console script yt8m-label-stats)
 
+(`--skip_corrupt_records` skips and counts corrupt records, as in train.py),
+
 writes, atomically (temporary name, then rename; local or gs://), with `np.save(allow_pickle=False)`:
 
 * `class_counts.npy`        int64 [C]: S(y), videos with label y.
@@ -56,16 +58,18 @@ import json
 import os
 import sys
 import time
-import uuid
 
-import numpy as np
-import tensorflow as tf
+from yt8m_tf import cli  # noqa: F401  first: quiets TensorFlow's start-up lines (python -m yt8m_tf.label_stats)
 
-import readers
-from readers import files as files_lib
-from readers.base import CLASSES_2017
-from readers.files import ReaderError
-from yt8m_tf.label_processing import normalize_correlation
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import readers  # noqa: E402
+from readers import files as files_lib  # noqa: E402
+from readers.base import CLASSES_2017  # noqa: E402
+from readers.files import ReaderError  # noqa: E402
+from yt8m_tf import atomic  # noqa: E402
+from yt8m_tf.label_processing import normalize_correlation  # noqa: E402
 
 __all__ = ["LabelStatsError", "DEFAULT_METHOD", "METHODS", "FILES", "compute", "save", "load", "load_class_counts",
            "for_training", "main"]
@@ -109,7 +113,7 @@ def _check_first_record(path):
         raise ReaderError(f"'{path}' has no 'id' or 'video_id' key; keys present: {sorted(context)}")
 
 
-def _labels_dataset(files, batch_size):
+def _labels_dataset(files, batch_size, skip_corrupt=None):
     """(filenames, label values, row_splits) per batch of records; only the `labels` key is parsed."""
     spec = {"labels": tf.io.RaggedFeature(tf.int64)}
 
@@ -117,7 +121,8 @@ def _labels_dataset(files, batch_size):
         labels = tf.io.parse_example(records, spec)["labels"]
         return filenames, labels.values, labels.row_splits
 
-    batches = files_lib.record_dataset(files).batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    records = files_lib.record_dataset(files, skip_corrupt=skip_corrupt)
+    batches = records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
@@ -161,13 +166,15 @@ def _scan_for_bad_file(files, error):
     return f"cannot read the labels of one of {len(files)} input files: {detail}"
 
 
-def compute(data_pattern, num_classes, batch_size=1024):
+def compute(data_pattern, num_classes, batch_size=1024, skip_corrupt=None):
     """One streaming pass over TFRecords -> dict(class_counts, cooccurrence, num_videos, ...).
 
     Args:
       data_pattern: comma-separated glob patterns (local or gs://), or a list of files (the trainer's).
       num_classes: C; a label id outside [0, C) raises `readers.ReaderError` naming the id and the file.
       batch_size: records parsed per batch.
+      skip_corrupt: a `readers.CorruptRecordCounter` to skip and count corrupt records (--skip_corrupt_records);
+        without it, local files must end with a whole record (`readers.files.check_truncation`).
 
     Returns:
       dict with `class_counts` int64 [C] (S(y)), `cooccurrence` int64 [C, C] (N[i, j], diagonal = S),
@@ -181,11 +188,13 @@ def compute(data_pattern, num_classes, batch_size=1024):
         raise ReaderError(f"--batch_size must be positive, got {batch_size}")
     start = time.perf_counter()
     files = _as_files(data_pattern)
+    if skip_corrupt is None:
+        files_lib.check_truncation(files)
     _check_first_record(files[0])
     counts = np.zeros((num_classes, num_classes), np.int32)
     flat = counts.reshape(-1)
     num_videos = videos_with_labels = total_labels = max_labels = 0
-    iterator = iter(_labels_dataset(files, int(batch_size)))
+    iterator = iter(_labels_dataset(files, int(batch_size), skip_corrupt))
     while True:
         try:
             filenames, values, row_splits = next(iterator)
@@ -245,34 +254,9 @@ def _exists(path):
     return tf.io.gfile.exists(path) if _remote(path) else os.path.exists(path)
 
 
-def _write_atomic(path, write):
-    """`write(fileobj)` into a temporary name beside `path`, then rename it over `path` (local or gs://)."""
-    directory, name = (path.rsplit("/", 1) if _remote(path) else os.path.split(path))
-    tmp_name = f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if _remote(path):
-        tmp = f"{directory}/{tmp_name}"
-        try:
-            with tf.io.gfile.GFile(tmp, "wb") as f:
-                write(f)
-            tf.io.gfile.rename(tmp, path, overwrite=True)
-        finally:
-            if tf.io.gfile.exists(tmp):
-                tf.io.gfile.remove(tmp)
-        return
-    tmp = os.path.join(directory, tmp_name)
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_array(path, array):
-    _write_atomic(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
+    with atomic.AtomicFile(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def _load_array(path):
@@ -326,8 +310,8 @@ def save(directory, stats, method=DEFAULT_METHOD):
         "correlation_convention": "row = target class: (M_c O_h)[i] = sum_j M_c[i, j] O_h[j]",
     }
     paths["json"] = _join(directory, JSON_FILE)
-    text = json.dumps(summary, indent=2) + "\n"
-    _write_atomic(paths["json"], lambda f: f.write(text.encode("utf-8")))
+    with atomic.AtomicFile(paths["json"], "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     return paths
 
 
@@ -420,7 +404,8 @@ def for_training(settings, options, files=None):
         source, stats = train_dir, load(train_dir, keys)
     else:
         pattern = files if files else _option(options, "train_data_pattern")
-        computed = compute(pattern, num_classes)
+        skip = readers.CorruptRecordCounter() if _option(options, "skip_corrupt_records", False) else None
+        computed = compute(pattern, num_classes, skip_corrupt=skip)
         method = settings.get("label_correlation_method", DEFAULT_METHOD)
         computed["correlation"] = normalize_correlation(computed["cooccurrence"], method)
         computed["data_pattern"] = _option(options, "train_data_pattern") or computed["data_pattern"]
@@ -461,9 +446,12 @@ def main(argv=None):
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                         help="normalisation of M_c (see the module docstring)")
     parser.add_argument("--batch_size", type=_positive, default=1024, help="records parsed per batch")
+    parser.add_argument("--skip_corrupt_records", action="store_true",
+                        help="skip corrupt or truncated TFRecord records (counted and reported) instead of stopping")
     args = parser.parse_args(argv)
+    counter = readers.CorruptRecordCounter() if args.skip_corrupt_records else None
     try:
-        stats = compute(args.data_pattern, args.num_classes, batch_size=args.batch_size)
+        stats = compute(args.data_pattern, args.num_classes, batch_size=args.batch_size, skip_corrupt=counter)
         save(args.output_dir, stats, method=args.method)
     except (ReaderError, ValueError, OSError, tf.errors.OpError) as e:
         message = getattr(e, "message", None) or str(e)
@@ -474,6 +462,8 @@ def main(argv=None):
     print(f"{videos} videos, {int(np.count_nonzero(stats['class_counts']))}/{args.num_classes} classes with >= 1 "
           f"video, {stats['total_labels'] / max(videos, 1):.3f} labels/video, {seconds:.1f} s "
           f"({videos / max(seconds, 1e-9):.0f} videos/s) -> {args.output_dir}")
+    if counter is not None:
+        print(counter.summary())
     return 0
 
 

@@ -1,5 +1,5 @@
 """Kaggle submission files, as google/youtube-8m's inference.py writes them, formatted without a Python call per
-(class, score) pair, and written atomically.
+(class, score) pair (inference.py writes them atomically: yt8m_tf.atomic).
 
 Video level (2017/2018 competitions; `format_lines` in the starter code's inference.py)::
 
@@ -21,9 +21,6 @@ frame 0, 5, 10, ...) by descending score, at most ``segment_max_pred`` (100000) 
 only when the class is among the segment's top_k whitelisted classes (the starter code keeps each segment's top_k
 line and builds per-class heaps from it). `SegmentTopK` keeps the per-class best in bounded memory.
 """
-
-import os
-import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -179,92 +176,3 @@ class SegmentTopK:
         ends = np.r_[starts[1:], len(classes)]
         for start, end in zip(starts, ends):
             yield int(classes[start]), keys[start:end], scores[start:end]
-
-
-class _CheckedFile:
-    """The writer's file: `write` turns OSError / TensorFlow file errors (disk full) into the one-line ValueError."""
-
-    def __init__(self, file, error):
-        self._file = file
-        self._error = error
-
-    def write(self, text):
-        try:
-            return self._file.write(text)
-        except (OSError, tf.errors.OpError) as e:
-            raise self._error(e) from None
-
-
-class AtomicWriter:
-    """``with AtomicWriter(path) as f: f.write(...)``: the text goes to a temporary file in the same directory
-    (local or gs:// via tf.io.gfile) that is renamed to `path` on success and removed on any exception, including
-    KeyboardInterrupt. A killed process leaves at most the hidden temporary file, never a partial file at `path`;
-    an existing file at `path` stays untouched until the rename.
-
-    Entering the context creates the temporary file, so an unwritable destination fails before any long work; a
-    write that fails later (disk full) raises ValueError("cannot write output file '<path>': <reason>") and removes
-    the temporary file.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        directory, name = os.path.split(path)
-        self.directory = directory or "."
-        self.tmp_path = os.path.join(directory, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self._file = None
-        self.remote = "://" in path
-
-    def __enter__(self):
-        if not self.path or self.path.endswith("/"):
-            raise ValueError(f"output file '{self.path}' is not a file name")
-        if not self.remote and not os.path.isdir(self.directory):  # object stores have no directories to check
-            raise ValueError(f"the directory of output file '{self.path}' does not exist")
-        if tf.io.gfile.isdir(self.path):
-            raise ValueError(f"output file '{self.path}' is a directory")
-        try:
-            if self.remote:
-                with tf.io.gfile.GFile(self.tmp_path, "w") as probe:  # remote: permissions show at upload
-                    probe.write("")
-                self._file = tf.io.gfile.GFile(self.tmp_path, "w")
-            else:
-                self._file = open(self.tmp_path, "w", encoding="utf-8", newline="")
-        except (OSError, tf.errors.OpError) as e:
-            self._discard()
-            raise self._error(e) from None
-        return _CheckedFile(self._file, self._error)
-
-    def _error(self, e):
-        """A write error (no space left, permissions, a vanished directory) as one line naming the file."""
-        reason = (getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)).strip()
-        reason = reason.splitlines()[0] if reason else type(e).__name__
-        return ValueError(f"cannot write output file '{self.path}': {reason}")
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                self._file.close()
-                if self.remote:
-                    tf.io.gfile.rename(self.tmp_path, self.path, overwrite=True)
-                else:
-                    os.replace(self.tmp_path, self.path)
-            except (OSError, tf.errors.OpError) as e:  # e.g. the last buffer does not fit on the disk
-                self._discard()
-                raise self._error(e) from None
-            except BaseException:
-                self._discard()
-                raise
-        else:
-            self._discard()
-        return False
-
-    def _discard(self):
-        try:
-            if self._file is not None:
-                self._file.close()
-        except Exception:  # noqa: BLE001 - the original error matters, not this one
-            pass
-        try:
-            if tf.io.gfile.exists(self.tmp_path):
-                tf.io.gfile.remove(self.tmp_path)
-        except Exception:  # noqa: BLE001
-            pass

@@ -698,6 +698,8 @@ def _at_least(text, minimum):
 
 
 def main(argv=None):
+    from yt8m_tf import cli  # noqa: F401  quiets TensorFlow's start-up lines before write_dataset imports it
+
     parser = argparse.ArgumentParser(
         prog="yt8m-synthetic",
         description="Write synthetic YouTube-8M TFRecords in the official layout (see yt8m_tf/synthetic.py).")

@@ -9,16 +9,15 @@ records), parses them with the training reader's own batch parser, and returns
 * `predictions`   float32 [B, top_k] the matching scores
 
 The export directory also holds the model settings (`model_flags.json`), so it is self-describing. It is written
-to a temporary directory beside `export_dir` and renamed into place, so a killed export never leaves a partial one.
+to a temporary directory beside `export_dir` and renamed into place (yt8m_tf.atomic), so a killed export never
+leaves a partial one.
 """
 
 import os
-import shutil
-import uuid
 
 import tensorflow as tf
 
-from yt8m_tf import registry
+from yt8m_tf import atomic, registry
 from yt8m_tf.training import train_dir as train_dir_lib
 
 SIGNATURE_KEY = "serving_default"
@@ -47,13 +46,6 @@ class ServingModule(tf.Module):
         return {"video_id": batch["video_ids"], "class_indexes": tf.cast(indexes, tf.int32), "predictions": scores}
 
 
-def _remove(path):
-    if "://" in path:
-        tf.io.gfile.rmtree(path)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def export(model, settings, export_dir, top_k=20):
     """Writes the SavedModel of `model` (a built VideoClassifier) to `export_dir` and returns `export_dir`.
 
@@ -65,21 +57,30 @@ def export(model, settings, export_dir, top_k=20):
     reader = registry.make_reader(settings)
     module = ServingModule(model, reader, top_k)
     export_dir = export_dir.rstrip("/")
-    parent, name = os.path.split(export_dir)
-    if parent:
-        tf.io.gfile.makedirs(parent)
-    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic.replaced_directory(export_dir) as tmp:
         tf.saved_model.save(module, tmp, signatures={SIGNATURE_KEY: module.serve})
         train_dir_lib.write_json(os.path.join(tmp, train_dir_lib.SETTINGS_FILE), settings)
-        old = None
-        if tf.io.gfile.exists(export_dir):  # replace: move the old one aside, then drop it after the rename
-            old = os.path.join(parent, f".{name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            tf.io.gfile.rename(export_dir, old)
-        tf.io.gfile.rename(tmp, export_dir)
-        if old is not None:
-            _remove(old)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            _remove(tmp)
     return export_dir
+
+
+def is_export(directory):
+    """Whether `directory` holds an export (a SavedModel) rather than a --train_dir."""
+    return tf.io.gfile.exists(os.path.join(directory, "saved_model.pb"))
+
+
+def load(export_dir, jit_compile=False):
+    """(model, settings, step) from an export: the model is rebuilt from its model_flags.json and its weights are
+    read from the SavedModel's variables, which are a checkpoint; the SavedModel's graph is never loaded or run
+    (docs/RELIABILITY.md, security). `step` comes from the directory name step_N (None for another name)."""
+    settings = train_dir_lib.read_settings(export_dir)
+    model = registry.build_model(settings, jit_compile=jit_compile)
+    path = os.path.join(export_dir, "variables", "variables")
+    try:  # the serving module tracks the weights by path under `model_variables` (ServingModule)
+        tf.train.Checkpoint(model_variables=train_dir_lib.model_variables(model)).read(path) \
+            .expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise train_dir_lib.TrainDirError(f"export '{export_dir}' does not fit the model in its "
+                                          f"{train_dir_lib.SETTINGS_FILE} ({str(e).splitlines()[0][:200]})") from None
+    name = os.path.basename(export_dir.rstrip("/"))
+    step = int(name[len("step_"):]) if name.startswith("step_") and name[len("step_"):].isdigit() else None
+    return model, settings, step

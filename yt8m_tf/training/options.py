@@ -25,7 +25,7 @@ class TrainOptions:
     start_new_model: bool = False
     checkpoint_steps: int = 1000
     keep_checkpoints: int = 5
-    export_model_steps: int = 0
+    export_model_steps: int = 1000  # the starter code's; 0: only at the end
     log_steps: int = 100
     num_readers: int = 8
     shuffle_buffer: int = 1024

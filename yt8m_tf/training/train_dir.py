@@ -5,9 +5,11 @@ import datetime
 import json
 import os
 import shutil
-import uuid
 
 import tensorflow as tf
+
+from yt8m_tf import atomic
+from yt8m_tf.atomic import reason
 
 SETTINGS_FILE = "model_flags.json"
 CHECKPOINT_NAME = "model.ckpt"
@@ -34,42 +36,10 @@ def read_json(path):
         return json.load(f)
 
 
-def write_json(path, value):
-    """Atomic JSON write (temp name, then rename), so a killed run never leaves half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def reason(e):
-    """The cause of an OSError / TensorFlow file error, one line, without TensorFlow's leading "<path>; "."""
-    from yt8m_tf.cli import one_line
-
-    text = one_line(getattr(e, "strerror", None) or getattr(e, "message", None) or str(e))
-    if not text:
-        return type(e).__name__
-    head, sep, tail = text.partition("; ")
-    return tail if sep and (head.startswith("/") or "://" in head) else text
-
-
-def check_output_file(path, flag):
-    """Fails now, not after hours of work, when `path` (the value of --`flag`) cannot be written: its directory is
-    missing or unwritable, or it names a directory. Creates and removes a probe file beside it (local or gs://)."""
-    if not path:
-        return
-    directory = os.path.dirname(path) or "."
-    if tf.io.gfile.isdir(path):
-        raise TrainDirError(f"--{flag} '{path}' is a directory; give a file name")
-    if "://" not in path and not os.path.isdir(directory):
-        raise TrainDirError(f"--{flag} '{path}': its directory '{directory}' does not exist")
-    probe = os.path.join(directory, f".{os.path.basename(path)}.probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with tf.io.gfile.GFile(probe, "w") as f:
-            f.write("")
-        tf.io.gfile.remove(probe)
-    except (tf.errors.OpError, OSError) as e:
-        raise TrainDirError(f"cannot write --{flag} '{path}': {reason(e)}") from None
+def write_json(path, value, what="file"):
+    """JSON written atomically (yt8m_tf.atomic), so a killed run never leaves half a file."""
+    with atomic.AtomicFile(path, "w", what) as f:
+        f.write(json.dumps(value, indent=2, sort_keys=True))
 
 
 def check_free_space(directory, needed_bytes, what, flag="--train_dir"):
