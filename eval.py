@@ -28,7 +28,8 @@ flags.DEFINE_string("output_metrics", "", "Write the metrics as JSON to this fil
 flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", lower_bound=1)
 flags.DEFINE_bool("skip_corrupt_records", False, "Skip (and count) corrupt TFRecord records.")
 flags.DEFINE_integer("wait_seconds", 60, "Seconds between looks for a new checkpoint.", lower_bound=1)
-flags.DEFINE_string("class_report", "", "Write per-class AP to this CSV (with names from --vocabulary_file).")
+flags.DEFINE_string("class_report", "", "Write per-class AP to this CSV (with names from --vocabulary_file; with "
+                    "--segment_labels each class's segment AP@100K).")
 flags.DEFINE_string("vocabulary_file", "", "The official vocabulary.csv, for class names and training counts.")
 flags.DEFINE_string("class_report_plot", "", "Write a PNG of per-class AP against the class's training count "
                     "(needs --class_report, --vocabulary_file and matplotlib: pip install -e '.[plot]').")
@@ -48,14 +49,15 @@ def evaluate_checkpoint(path, files):
     started = time.time()
     try:
         if FLAGS.segment_labels:
-            results = _evaluate_segments(model, data, settings["num_classes"], loss_fn)
+            accumulator = metrics_lib.SegmentEvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
+            results = _evaluate_segments(model, data, loss_fn, accumulator)
         else:
             accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
             results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
                                           accumulator=accumulator)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         raise readers.ReaderError(readers.describe_error(e, files)) from None
-    if FLAGS.class_report and not FLAGS.segment_labels:
+    if FLAGS.class_report:  # segments: each class's segment AP@100K, the terms of segment_map
         _write_class_report(accumulator.class_average_precisions(), accumulator)
     results["global_step"] = step
     seconds = time.time() - started
@@ -94,13 +96,14 @@ def _plain(value):
     return int(value) if isinstance(value, int) else float(value)
 
 
-def _evaluate_segments(model, data, num_classes, loss_fn):
-    accumulator = metrics_lib.SegmentEvaluationMetrics(num_classes, top_k=FLAGS.top_k)
+def _evaluate_segments(model, data, loss_fn, accumulator):
+    """Metrics of the rated segments; the loss, as in training, over the rated (segment, class) pairs only."""
     predict = tf.function(lambda inputs: model(inputs, training=False)["predictions"])
     for batch in data:
         predictions = predict(evaluation.model_inputs(batch))
+        loss = loss_fn(batch["labels"], predictions, label_weights=batch["label_weights"])
         accumulator.accumulate(predictions.numpy(), batch["labels"].numpy(), batch["label_weights"].numpy(),
-                               loss_fn(batch["labels"], predictions).numpy())
+                               loss.numpy())
     return accumulator.get()
 
 

@@ -1,6 +1,7 @@
 """The 2019 segment task: training on segment ratings (only rated pairs count), fine-tuning a video-level model
 (--init_from, --freeze), and what that gains on synthetic segment data."""
 
+import json
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-import inference
+from yt8m_tf.inference import run_inference
 from tests import cli_testing as cli
 from yt8m_tf import flags as yt8m_flags, losses, metrics, registry, synthetic
 from yt8m_tf.training import optimization, step as step_lib, train_dir as train_dir_lib, trainer
@@ -35,13 +36,17 @@ def _options(data, train_dir, **overrides):
     return trainer.TrainOptions(**{**values, **overrides})
 
 
-def _segment_map(train_dir, pattern):
+def _segment_metrics(train_dir, pattern):
     model, settings, _ = train_dir_lib.load_trained_model(str(train_dir))
     accumulator = metrics.SegmentEvaluationMetrics(settings["num_classes"])
     for batch in registry.make_reader(settings, segment_labels=True).dataset(pattern, 64):
         accumulator.accumulate(model(model_inputs(batch))["predictions"].numpy(), batch["labels"].numpy(),
                                batch["label_weights"].numpy())
-    return accumulator.get()["segment_map"]
+    return accumulator
+
+
+def _segment_map(train_dir, pattern):
+    return _segment_metrics(train_dir, pattern).get()["segment_map"]
 
 
 def test_the_step_counts_only_the_rated_pairs():
@@ -117,10 +122,21 @@ def test_fine_tuning_flags_take_the_source_model_and_it_writes_the_2019_csv(data
     assert settings == train_dir_lib.read_settings(str(source))  # the model came along with --init_from
     assert options.segment_labels and options.base_learning_rate == 2e-5 and options.batch_size == 32
     assert trainer.train(settings, options)["step"] == 2
+    # eval.py --segment_labels: MAP@100K and the per-class segment APs it averages.
+    report, metrics_file = tmp_path / "aps.csv", tmp_path / "m.json"
+    cli.run("eval.py", f"--train_dir={tuned}", f"--eval_data_pattern={data['validate']}", "--segment_labels",
+            "--run_once", f"--class_report={report}", f"--output_metrics={metrics_file}")
+    expected = _segment_metrics(tuned, data["validate"])
+    assert json.loads(metrics_file.read_text())["segment_map"] == pytest.approx(expected.get()["segment_map"],
+                                                                                 rel=1e-6)
+    rows = report.read_text().splitlines()
+    assert rows[0] == "class,ap,positives" and len(rows) == cli.CLASSES + 1
+    aps = np.array([float(r.split(",")[1]) if r.split(",")[1] else np.nan for r in rows[1:]])
+    np.testing.assert_allclose(aps, expected.class_average_precisions(), rtol=1e-6)
     whitelist = tmp_path / "segment_label_ids.csv"
     whitelist.write_text("Index\n1\n4\n7\n12\n")
     out = tmp_path / "segments.csv"
-    inference.run_inference(tuned, data["validate"], str(out), top_k=2, segment_labels=True,
+    run_inference(tuned, data["validate"], str(out), top_k=2, segment_labels=True,
                             segment_label_ids_file=str(whitelist), segment_max_pred=50)
     lines = out.read_text().splitlines()
     ids = {v.decode() for b in registry.make_reader(SETTINGS).dataset(data["validate"], 96) for v in
