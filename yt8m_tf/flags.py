@@ -30,6 +30,9 @@ def define_data_flags(default_batch_size):
     flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", lower_bound=1)
     flags.DEFINE_bool("skip_corrupt_records", False,
                       "Skip corrupt or truncated TFRecord records (counted and reported) instead of stopping.")
+    flags.DEFINE_string("input_cache_dir", "", "Local directory of the parsed-video cache (frame level): each "
+                        "training file is parsed once into it (about its own size on disk) and every epoch and later "
+                        "run reads the parsed videos instead; the same batches. Empty: parse every epoch.")
 
 
 def define_model_flags(flag_values=FLAGS):

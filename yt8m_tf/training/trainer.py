@@ -59,6 +59,7 @@ class TrainOptions:
     seed: int = 0
     progress: bool = True
     skip_corrupt_records: bool = False
+    input_cache_dir: str = ""
     top_k: int = 20
     logical_cpu_devices: int = 0
     label_stats_dir: str = ""
@@ -120,7 +121,7 @@ def train(settings, options):
                               num_readers=options.num_readers, drop_remainder=True,
                               shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
                               shard=(context.input_pipeline_id, context.num_input_pipelines), skip_corrupt=corrupt,
-                              deterministic=options.deterministic)
+                              deterministic=options.deterministic, cache_dir=options.input_cache_dir or None)
         return data.map(evaluation.model_inputs)
 
     distributed = strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
