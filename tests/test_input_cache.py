@@ -2,6 +2,7 @@
 entries keyed by the files and the settings, never a half-written or stale entry, one-line errors."""
 
 import glob
+import json
 import os
 import shutil
 
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import readers
+from readers import cache
 from yt8m_tf import synthetic
 
 RGB, AUDIO, CLASSES, MAX_FRAMES = 6, 3, 12, 8
@@ -158,6 +160,12 @@ def test_half_written_or_mismatched_entries_are_never_read(data, tmp_path, capsy
     capsys.readouterr()
     _assert_same_batches(_batches(_reader().dataset(data, 4, cache_dir=cache_dir)), expected)
     assert _built(capsys) == "2 of 2" and os.path.isdir(partial)
+    # A second builder of an entry that another process completed meanwhile keeps that one.
+    marker = os.path.join(entries[1], "cache.json")
+    before = os.stat(marker).st_ino, open(marker).read()
+    cache.build(entries[1], json.loads(before[1])["key"], tf.data.Dataset.range(0))
+    assert (os.stat(marker).st_ino, open(marker).read()) == before
+    assert sorted(glob.glob(os.path.join(cache_dir, "*"))) == sorted(entries[:2] + [partial])
 
 
 def test_cache_errors_are_one_line(data, tmp_path, monkeypatch):
