@@ -37,8 +37,8 @@ MARKER = "cache.json"
 def entry_name(path, settings):
     """The entry of one input file: `<file name>.<key>` and the key's contents (for the marker)."""
     stat = tf.io.gfile.stat(path)
-    key = {"file": path, "bytes": stat.length, "mtime_ns": stat.mtime_nsec, "settings": settings,
-           "version": VERSION, "tensorflow": tf.__version__}
+    key = {"file": path if "://" in path else os.path.abspath(path), "bytes": stat.length,
+           "mtime_ns": stat.mtime_nsec, "settings": settings, "version": VERSION, "tensorflow": tf.__version__}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return f"{os.path.basename(path)}.{digest}", key
 
@@ -80,9 +80,9 @@ def build(entry, key, videos):
         if os.path.isdir(entry):  # without (or with another) completion marker: never read
             shutil.rmtree(entry)
         os.rename(partial, entry)
-    except OSError:
+    except OSError as e:
         if not is_complete(entry, key):  # else another process renamed its copy into place first
-            raise
+            raise ReaderError(f"cannot write the input cache entry '{entry}' ({e.strerror or e})") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
 

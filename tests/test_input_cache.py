@@ -182,6 +182,16 @@ def test_cache_errors_are_one_line(data, tmp_path, monkeypatch):
     with pytest.raises(readers.ReaderError, match=r"has 0.0 GiB free but the cache of the input needs about"):
         _reader().dataset(data, 4, cache_dir=str(tmp_path / "full"))
     monkeypatch.undo()
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", no_space)
+    with pytest.raises(readers.ReaderError, match=r"cannot write the input cache entry '.*train0002.tfrecord.\w+' "
+                                                  r"\(No space left on device\)"):
+        _reader().dataset(data.replace("*", "train0002"), 4, cache_dir=str(tmp_path / "nospace"))
+    monkeypatch.undo()
+    assert os.listdir(tmp_path / "nospace") == []
     # A bad record: the error names the file, and no entry is left for it.
     rng = np.random.default_rng(1)
     bad = tmp_path / "bad" / "train0000.tfrecord"
