@@ -9,9 +9,9 @@ has JAX with CUDA. Keras 3 runs the project's own layers on JAX unchanged, so th
 
 (LSTM-M-O + MoE-2, the paper's final single model; frames enter as uint8 and the model dequantizes them) and times a
 jitted training step written with `model.stateless_call` + `jax.value_and_grad` + Keras Adam's `stateless_apply`
-(clipnorm 1.0 as the trainer's default), loss = pseudo-Huber cross entropy (delta 0.5; the formula of
-yt8m_tf.losses.pseudo_huber_cross_entropy, re-stated here because yt8m_tf.losses imports TensorFlow) + the L2
-penalties of the MoE kernels. It does NOT measure the TF trainer (yt8m_tf/training/trainer.py): it measures the same
+(clipnorm 1.0 as the trainer's default), loss = pseudo-Huber cross entropy (delta 0.5,
+yt8m_tf.losses.pseudo_huber_cross_entropy) + the L2 penalties of the MoE kernels. None of these modules imports
+TensorFlow (tests/test_tensorflow_free_layers.py). It does NOT measure the TF trainer (yt8m_tf/training/trainer.py): it measures the same
 layers compiled by XLA through JAX.
 
     # on the GPU machine (KERAS_BACKEND=jax is set by the script), results into $OUT/gpu_step.json:
@@ -56,13 +56,6 @@ def matmul_peak(jax, jnp, dtype, n=8192, reps=20):
         out.block_until_ready()
         times.append(time.perf_counter() - start)
     return 2 * n ** 3 * reps / common.median(times)
-
-
-def pseudo_huber(ops, labels, predictions, delta=0.5, epsilon=1e-5):
-    y = ops.cast(labels, "float32")
-    p = ops.clip(ops.cast(predictions, "float32"), 0.0, 1.0)
-    ce = -(y * ops.log(p + epsilon) + (1.0 - y) * ops.log(1.0 - p + epsilon))
-    return ops.sum(ops.square(ce) / (ops.sqrt(1.0 + ops.square(ce / delta)) + 1.0), axis=-1)
 
 
 def hoisted_lstm(inputs, initial_state_h, initial_state_c, mask, kernel, recurrent_kernel, bias, activation,
@@ -156,6 +149,7 @@ def _time_training_step(policy, batch, steps, dim, units, classes, mixtures, tim
     import numpy as np
     from keras import ops
 
+    from yt8m_tf import losses as losses_lib
     from yt8m_tf.classifiers import MoE
     from yt8m_tf.model import VideoClassifier
     from yt8m_tf.pooling import LSTMPooling
@@ -180,7 +174,7 @@ def _time_training_step(policy, batch, steps, dim, units, classes, mixtures, tim
     def loss_fn(trainable, non_trainable, x, n, y):
         outputs, non_trainable, losses = model.stateless_call(
             trainable, non_trainable, {"video_matrix": x, "num_frames": n}, training=True, return_losses=True)
-        loss = ops.mean(pseudo_huber(ops, y, outputs["predictions"]))
+        loss = ops.mean(losses_lib.pseudo_huber_cross_entropy(y, outputs["predictions"]))
         for extra in losses:
             loss = loss + ops.cast(extra, "float32")
         return loss, non_trainable

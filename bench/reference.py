@@ -10,8 +10,9 @@ import types
 
 from common import ROOT
 
-# The commit before the input-pipeline work of issue #6.
+# The commits before the input-pipeline work of issue #6 and of issue #15 (the parsed-video cache).
 BEFORE_ISSUE_6 = "44b5dcd"
+BEFORE_ISSUE_15 = "9ba1bd1"
 
 
 def _source(ref, path):

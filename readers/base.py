@@ -31,12 +31,6 @@ def has_labels(data_pattern):
     return "labels" in tf.train.SequenceExample.FromString(record).context.feature
 
 
-def _with_batch_size(tensor, batch_size):
-    if isinstance(tensor, tf.RaggedTensor):
-        return tensor
-    return tf.ensure_shape(tensor, [batch_size] + tensor.shape[1:])
-
-
 class BaseReader:
     """Shared pipeline: files -> (filename, record) stream -> batch -> parse whole batches -> prefetch.
 
@@ -56,35 +50,50 @@ class BaseReader:
         return sum(self.feature_sizes)
 
     def dataset(self, data_pattern, batch_size, shuffle=False, num_epochs=1, num_readers=8, drop_remainder=False,
-                shuffle_buffer=1024, seed=None, shard=(0, 1), skip_corrupt=None, deterministic=None):
+                shuffle_buffer=1024, seed=None, shard=(0, 1), skip_corrupt=None, deterministic=None, cache_dir=None):
         """A tf.data.Dataset of batch dicts (see the module docstring of `readers`).
 
         Args:
           data_pattern: comma-separated glob patterns, local or gs://.
-          batch_size: videos per batch (the last partial batch is kept unless drop_remainder).
+          batch_size: videos per batch (the last partial batch is kept unless drop_remainder, which also gives
+            every tensor a static batch dimension).
           shuffle: shuffle files and records (training); False gives sorted file order then record order.
           num_epochs: passes over the data; None repeats forever.
           shard: (index, count) file-level sharding for multi-worker input.
           skip_corrupt: a `readers.CorruptRecordCounter` to skip and count corrupt records (opt-in).
+          cache_dir: a local directory for the parsed-video cache (frame level, see `readers.cache`): the files
+            are parsed once and every later pass reads the cache; the batches are the same.
         """
         if int(batch_size) <= 0:
             raise ReaderError(f"--batch_size must be positive, got {batch_size}")
+        batch_size = int(batch_size)
         files = files_lib.shard_files(files_lib.list_files(data_pattern), shard[0], shard[1], data_pattern)
         self._check_first_record(files[0])
-        records = files_lib.record_dataset(files, shuffle=shuffle, num_epochs=num_epochs, num_readers=num_readers,
-                                           seed=seed, skip_corrupt=skip_corrupt)
+        order = dict(shuffle=shuffle, num_epochs=num_epochs, num_readers=num_readers, seed=seed)
+        if cache_dir:
+            elements = self._cached_videos(files, cache_dir, skip_corrupt, order)
+        else:
+            elements = files_lib.record_dataset(files, skip_corrupt=skip_corrupt, **order)
         if shuffle:
-            records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        batches = records.batch(int(batch_size), drop_remainder=drop_remainder)
-        batches = self._transform(batches, int(batch_size), drop_remainder, shuffle_buffer if shuffle else 0, seed)
-        if drop_remainder:  # every tensor of fully static shape, batch dimension included (TPUs need it)
-            batches = batches.map(lambda batch: {k: _with_batch_size(v, int(batch_size)) for k, v in batch.items()})
+            elements = elements.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if cache_dir:
+            batches = self._batch_videos(elements, batch_size, drop_remainder)
+        else:
+            batches = self._transform(elements.batch(batch_size, drop_remainder=drop_remainder), batch_size,
+                                      drop_remainder, shuffle_buffer if shuffle else 0, seed)
+        if drop_remainder:
+            batches = batches.map(lambda batch: {key: tf.ensure_shape(value, [batch_size] + value.shape[1:])
+                                                 for key, value in batch.items()})
         options = tf.data.Options()
         options.deterministic = (not shuffle) if deterministic is None else deterministic
         return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 
     def _transform(self, batches, batch_size, drop_remainder, shuffle_buffer, seed):
         return batches.map(self._parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _cached_videos(self, files, cache_dir, skip_corrupt, order):
+        raise ReaderError(f"--input_cache_dir caches parsed frame-level videos; {self.level}-level records are "
+                          "cheap to parse and are read directly")
 
     def parse_records(self, records):
         """A 1-D tensor of serialized records -> the batch dict (for serving signatures; no file names)."""
@@ -105,8 +114,8 @@ class BaseReader:
         """2018+ files name the id `id`, 2017 files `video_id`: detected per record."""
         return tf.where(tf.strings.length(context["id"]) > 0, context["id"], context["video_id"])
 
-    def _multi_hot(self, sparse_labels, filenames):
-        """(B, None) sparse label ids -> float32 (B, num_classes); out-of-range ids fail naming the file."""
+    def _check_labels(self, sparse_labels, filenames):
+        """(B, None) sparse label ids, unchanged once checked: an out-of-range id fails naming the file."""
         values = sparse_labels.values
         bad = tf.logical_or(values >= self.num_classes, values < 0)
         # Padded by one entry so the message can be built (not shown) when there is no label at all.
@@ -119,8 +128,12 @@ class BaseReader:
             f"'; 2017 (v1) data has {CLASSES_2017} classes: use --num_classes {CLASSES_2017}"])
         check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])
         with tf.control_dependencies([check]):
-            dense = tf.sparse.to_indicator(sparse_labels, self.num_classes)
-        return tf.cast(dense, tf.float32)
+            return tf.sparse.SparseTensor(tf.identity(sparse_labels.indices), tf.identity(values),
+                                          sparse_labels.dense_shape)
+
+    def _multi_hot(self, sparse_labels):
+        """(B, None) sparse label ids (checked) -> float32 multi-hot (B, num_classes)."""
+        return tf.cast(tf.sparse.to_indicator(sparse_labels, self.num_classes), tf.float32)
 
     def _check_first_record(self, path):
         """Parse one record of the first file in Python and raise a clear error for the common mistakes."""

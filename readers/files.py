@@ -57,28 +57,42 @@ def first_record(path):
     raise ReaderError(f"input file '{path}' holds no records")
 
 
-def record_dataset(files, shuffle=False, num_epochs=1, num_readers=8, seed=None, skip_corrupt=None):
-    """(filename, record) pairs: sorted file order then record order when not shuffling, else shuffled files read
-    by a parallel interleave. ``skip_corrupt`` is a `CorruptRecordCounter` to skip corrupt records (opt-in)."""
-    file_ds = tf.data.Dataset.from_tensor_slices(files)
+def interleave_files(sources, count, read, shuffle=False, num_epochs=1, num_readers=8, seed=None):
+    """The elements of every input file in the reading order of the training or evaluation input.
+
+    `sources` holds one element per file (`count` of them, in sorted file order) and `read(source)` is the dataset of
+    that file's elements. Without shuffling: sorted file order then element order. With it: the files are shuffled
+    (again every epoch) and read by a parallel interleave, one element from each of `num_readers` files in turn.
+    The order depends only on `count`, `seed` and each file's element count, so the record stream and the cached
+    parsed videos of the same files come in the same order. Determinism follows `tf.data.Options.deterministic`.
+    """
     if shuffle:
-        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    file_ds = file_ds.repeat(num_epochs)  # num_epochs=None repeats forever
-
-    def read(filename):
-        if skip_corrupt is not None:
-            records = skip_corrupt.dataset(filename)
-        else:
-            records = tf.data.TFRecordDataset(filename, buffer_size=8 << 20)
-        return records.map(lambda record: (filename, record))
-
-    return file_ds.interleave(
+        sources = sources.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    sources = sources.repeat(num_epochs)  # num_epochs=None repeats forever
+    return sources.interleave(
         read,
         cycle_length=max(1, num_readers if shuffle else min(num_readers, 2)),
         block_length=1 if shuffle else 1 << 30,
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
     )
+
+
+def read_records(filename, skip_corrupt=None):
+    """One file's serialized records; ``skip_corrupt`` is a `CorruptRecordCounter` to skip corrupt records."""
+    if skip_corrupt is not None:
+        return skip_corrupt.dataset(filename)
+    return tf.data.TFRecordDataset(filename, buffer_size=8 << 20)
+
+
+def record_dataset(files, shuffle=False, num_epochs=1, num_readers=8, seed=None, skip_corrupt=None):
+    """(filename, record) pairs in the order of `interleave_files`. ``skip_corrupt`` is a `CorruptRecordCounter`
+    to skip corrupt records (opt-in)."""
+
+    def read(filename):
+        return read_records(filename, skip_corrupt).map(lambda record: (filename, record))
+
+    return interleave_files(tf.data.Dataset.from_tensor_slices(files), len(files), read, shuffle=shuffle,
+                            num_epochs=num_epochs, num_readers=num_readers, seed=seed)
 
 
 def _masked_crc(data):

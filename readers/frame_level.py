@@ -1,10 +1,14 @@
 """Frame-level reader: one tf.train.SequenceExample per video; context `id`/`video_id` and `labels`, feature lists
 `rgb` and `audio` holding one bytes value per frame (1024 / 128 uint8 codes, 1 frame per second)."""
 
+import concurrent.futures
+import os
+
 import tensorflow as tf
 
+from readers import cache as cache_lib, files as files_lib
 from readers.base import BaseReader
-from readers.files import ReaderError
+from readers.files import ReaderError, describe_error
 from yt8m_tf.quantization import dequantize
 
 
@@ -60,12 +64,32 @@ class FrameLevelReader(BaseReader):
         return segments.batch(batch_size, drop_remainder=drop_remainder)
 
     def _parse_batch(self, filenames, records):
-        """Parses a batch of records into the batch dict.
+        """Parses a batch of records into the batch dict: the used frames of `_parse_videos`, dequantized unless
+        quantized, padded with zeros to max_frames by one `RaggedTensor.to_tensor`."""
+        context, videos = self._parse_videos(filenames, records)
+        frames = videos["frames"]
+        video_matrix = frames.with_flat_values(self._values(frames.flat_values)).to_tensor(
+            shape=[None, self.max_frames, self.feature_dim])
+        batch = {
+            "video_ids": videos["video_ids"],
+            "video_matrix": video_matrix,
+            "num_frames": videos["num_frames"],
+            "labels": self._multi_hot(videos["labels"]),
+        }
+        if self.segment_labels:
+            for key in ("segment_labels", "segment_start_times", "segment_scores"):
+                batch[key] = context[key]
+        return batch
 
-        Frames are parsed as ragged lists (no padding of the string tensor), each feature's valid frames are
-        decoded with one `decode_raw` over the flat list (every frame has the same size), and the (B, max_frames, D)
-        matrix is built once from the flat codes (`RaggedTensor.to_tensor`, which pads with zeros and truncates to
-        max_frames). When not quantized the codes are dequantized before padding, over the valid frames only.
+    def _parse_videos(self, filenames, records):
+        """Parses and checks a batch of records: (context, videos) with `videos` holding per video `video_ids`,
+        `num_frames` int32 = min(T, max_frames), `labels` (sparse int64 ids, checked) and `frames`: the uint8 codes
+        of the used frames (the first num_frames of every feature, features concatenated), ragged (B, None, D).
+
+        Frames are parsed as ragged lists (no padding of the string tensor) and each feature's frames are decoded
+        with one `decode_raw` over the flat list (every frame has the same size). In the official files every
+        feature has the same frames and at most max_frames of them, so the flat codes are used as they are;
+        otherwise (a cond branch) only the used frames of each feature are kept.
         """
         spec = self._context_features()
         if self.segment_labels:
@@ -80,60 +104,115 @@ class FrameLevelReader(BaseReader):
         num_frames = tf.reduce_min(tf.stack([f.row_lengths() for f in frames]), axis=0)
         num_frames = tf.minimum(num_frames, self.max_frames)
         padded_filenames = tf.concat([filenames, [""]], 0)
-        codes = [self._decode_frames(name, size, f, num_frames, padded_filenames)
-                 for name, size, f in zip(self.feature_names, self.feature_sizes, frames)]
-        splits = [f.row_splits for f in frames]
-        width = self.feature_dim
+        used = [_frame_positions(f) < tf.gather(num_frames, f.value_rowids()) for f in frames]
+        codes = [self._decode_frames(name, size, f, u, padded_filenames)
+                 for name, size, f, u in zip(self.feature_names, self.feature_sizes, frames, used)]
 
-        def dense(values, row_splits, depth):
-            ragged = tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
-            return ragged.to_tensor(shape=[None, self.max_frames, depth])
+        def concat(parts):
+            return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
-        def values(flat):
-            return flat if self.quantized else dequantize(flat, tf)
-
-        def same_lengths():
-            # Every feature has the same number of frames in every video (the official files): one matrix from the
-            # concatenated flat codes, whose rows are exactly the first num_frames frames once truncated.
-            flat = tf.concat(codes, axis=1) if len(codes) > 1 else codes[0]
-            return dense(values(flat), splits[0], width)
-
-        def different_lengths():
-            parts = [dense(values(c), s, size) for c, s, size in zip(codes, splits, self.feature_sizes)]
-            matrix = tf.concat(parts, axis=2) if len(parts) > 1 else parts[0]
-            valid = tf.sequence_mask(num_frames, self.max_frames)
-            return tf.where(valid[:, :, None], matrix, tf.zeros([], matrix.dtype))
-
-        if len(frames) > 1:
-            equal = tf.reduce_all([tf.reduce_all(tf.equal(s, splits[0])) for s in splits[1:]])
-            video_matrix = tf.cond(equal, same_lengths, different_lengths)
-        else:
-            video_matrix = same_lengths()
-        video_matrix = tf.ensure_shape(video_matrix, [None, self.max_frames, width])
-        batch = {
+        all_used = tf.reduce_all([tf.reduce_all(u) for u in used])
+        flat = tf.cond(all_used, lambda: concat(codes),
+                       lambda: concat([tf.boolean_mask(c, u) for c, u in zip(codes, used)]))
+        return context, {
             "video_ids": self._video_ids(context),
-            "video_matrix": video_matrix,
+            "frames": tf.RaggedTensor.from_row_lengths(flat, num_frames, validate=False),
             "num_frames": tf.cast(num_frames, tf.int32),
-            "labels": self._multi_hot(context["labels"], filenames),
+            "labels": self._check_labels(context["labels"], filenames),
         }
+
+    def _values(self, codes):
+        return codes if self.quantized else dequantize(codes, tf)
+
+    # --- the parsed-video cache (readers.cache) ---
+
+    def _cached_videos(self, files, cache_dir, skip_corrupt, order):
+        """The parsed videos of `files` from their cache entries (built first where missing), in input order."""
         if self.segment_labels:
-            for key in ("segment_labels", "segment_start_times", "segment_scores"):
-                batch[key] = context[key]
-        return batch
+            raise ReaderError("--input_cache_dir caches whole videos; segment mode (--segment_labels) reads the "
+                              "files directly")
+        settings = {"feature_names": self.feature_names, "feature_sizes": self.feature_sizes,
+                    "max_frames": self.max_frames, "num_classes": self.num_classes,
+                    "skip_corrupt_records": skip_corrupt is not None}
+        names, keys = zip(*[cache_lib.entry_name(path, settings) for path in files])
+        entries = [os.path.join(cache_dir, name) for name in names]
+        missing = [i for i, entry in enumerate(entries) if not cache_lib.is_complete(entry, keys[i])]
+        if missing:
+            cache_lib.check_cache_dir(cache_dir, sum(tf.io.gfile.stat(files[i]).length for i in missing))
+            print(f"input cache: parsing {len(missing)} of {len(files)} files once into '{cache_dir}'", flush=True)
+            self._build_entries([files[i] for i in missing], [entries[i] for i in missing],
+                                [keys[i] for i in missing], skip_corrupt)
+        return files_lib.interleave_files(cache_lib.load(entries, self._video_spec()), len(entries),
+                                          lambda videos: videos, **order)
+
+    def _build_entries(self, files, entries, keys, skip_corrupt):
+        """Parses each file into its cache entry, up to 16 files at a time (each file also costs about 0.25 CPU-s
+        of dataset construction and function instantiation, largely waiting); a bad record fails naming the file
+        (and leaves no entry)."""
+        parse = tf.function(self._chunk_videos, input_signature=[tf.TensorSpec([None], tf.string),
+                                                                 tf.TensorSpec([], tf.string)])
+        parse.get_concrete_function()  # traced once, for every file
+
+        def build(path, entry, key):
+            records = files_lib.read_records(path, skip_corrupt).batch(64)
+            chunks = records.map(lambda chunk: parse(chunk, path), num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True)
+            videos = chunks.unbatch().map(lambda video: {k: tf.convert_to_tensor(v) for k, v in video.items()})
+            try:
+                cache_lib.build(entry, key, videos)
+            except tf.errors.OpError as e:
+                raise ReaderError(describe_error(e, [path])) from None
+
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 16))
+        try:
+            for job in [pool.submit(build, *job) for job in zip(files, entries, keys)]:
+                job.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _video_spec(self):
+        """One parsed video: the used frames' codes unpadded and the label ids."""
+        return {"video_ids": tf.TensorSpec([], tf.string),
+                "video_matrix": tf.TensorSpec([None, self.feature_dim], tf.uint8),
+                "num_frames": tf.TensorSpec([], tf.int32),
+                "labels": tf.TensorSpec([None], tf.int64)}
+
+    def _chunk_videos(self, records, path):
+        """Records of the file `path` -> `_video_spec` fields of each video (ragged, for `unbatch`)."""
+        _, videos = self._parse_videos(tf.fill(tf.shape(records), path), records)
+        return {"video_ids": videos["video_ids"], "video_matrix": videos["frames"],
+                "num_frames": videos["num_frames"], "labels": tf.RaggedTensor.from_sparse(videos["labels"])}
+
+    def _batch_videos(self, videos, batch_size, drop_remainder):
+        """Parsed videos -> batch dicts equal to `_parse_batch`'s: zero padding to max_frames by `padded_batch`."""
+        if not self.quantized:
+            videos = videos.map(lambda video: {**video, "video_matrix": self._values(video["video_matrix"])})
+        shapes = {key: spec.shape for key, spec in self._video_spec().items()}
+        shapes["video_matrix"] = [self.max_frames, self.feature_dim]
+        padding = {"video_ids": "", "video_matrix": tf.zeros([], videos.element_spec["video_matrix"].dtype),
+                   "num_frames": 0, "labels": tf.constant(-1, tf.int64)}
+        batches = videos.padded_batch(batch_size, shapes, padding, drop_remainder=drop_remainder)
+        return batches.map(self._label_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _label_batch(self, batch):
+        """(B, L) label ids padded with -1 -> the multi-hot labels."""
+        ids = batch["labels"]
+        listed = ids >= 0
+        sparse = tf.SparseTensor(tf.where(listed), tf.boolean_mask(ids, listed), tf.shape(ids, out_type=tf.int64))
+        return {**batch, "labels": self._multi_hot(sparse)}
 
     @staticmethod
-    def _decode_frames(name, size, frames, num_frames, padded_filenames):
+    def _decode_frames(name, size, frames, used, padded_filenames):
         """One feature's ragged (B, None) frame strings -> uint8 codes (total frames, size).
 
-        Only the frames that are used (the first num_frames of each video) must have `size` bytes; a wrong one fails
-        naming the file. Frames past num_frames may have any size (they are never read): they decode as zeros.
+        Only the used frames (`used`, the first num_frames of each video) must have `size` bytes; a wrong one fails
+        naming the file. Unused frames may have any size (they are never read): they decode as zeros.
         """
         flat = frames.flat_values
         lengths = tf.strings.length(flat)
         rows = frames.value_rowids()
-        position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(frames.row_splits, rows)
         right_size = tf.equal(lengths, size)
-        wrong = tf.logical_and(tf.logical_not(right_size), position < tf.gather(num_frames, rows))
+        wrong = tf.logical_and(tf.logical_not(right_size), used)
         first = tf.argmax(tf.concat([tf.cast(wrong, tf.int32), [0]], 0))  # padded: an empty batch has no frame
         message = tf.strings.join([
             f"frame feature '{name}' has a frame of ", tf.strings.as_string(tf.gather(tf.concat([lengths, [0]], 0),
@@ -170,3 +249,9 @@ class FrameLevelReader(BaseReader):
             "label_weights": tf.minimum(weights, 1.0),
             "segment_start_times": tf.cast(starts, tf.int32),
         }
+
+
+def _frame_positions(frames):
+    """The position of every frame of a ragged (B, None) feature within its video (flat, int64)."""
+    return tf.range(tf.size(frames.flat_values, out_type=tf.int64)) - tf.gather(frames.row_splits,
+                                                                                 frames.value_rowids())

@@ -50,5 +50,5 @@ class VideoLevelReader(BaseReader):
             "video_ids": self._video_ids(parsed),
             "video_matrix": video_matrix,
             "num_frames": tf.ones(tf.shape(records)[:1], tf.int32),
-            "labels": self._multi_hot(parsed["labels"], filenames),
+            "labels": self._multi_hot(self._check_labels(parsed["labels"], filenames)),
         }

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from tests.layer_testing import run_layer_test
 from yt8m_tf import losses
-from yt8m_tf.losses import LOSSES, MultiLabelCenterLoss, get_loss
+from yt8m_tf.center_loss import MultiLabelCenterLoss
+from yt8m_tf.losses import LOSSES, get_loss
 
 LABELS = np.array([[1.0, 0.0, 0.0],
                    [0.0, 1.0, 1.0]], np.float32)
@@ -175,7 +176,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from yt8m_tf.losses import MultiLabelCenterLoss
+    from yt8m_tf.center_loss import MultiLabelCenterLoss
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(4, 3)).astype("float32")
     labels = (rng.random((4, 5)) > 0.5).astype("float32")

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from yt8m_tf import flags as yt8m_flags, losses, presets, registry
-from yt8m_tf.classifiers import MLP, Ensemble, KnnMemory, Logistic, MoE
+from yt8m_tf.classifiers import MLP, Ensemble, Logistic, MoE
+from yt8m_tf.classifiers.memory import KnnMemory
 from yt8m_tf.model import FeatureNormalization, VideoClassifier
 from yt8m_tf.training import optimization, step as step_lib, train_dir as train_dir_lib, trainer
 from yt8m_tf.training.options import TrainOptions

@@ -38,6 +38,10 @@ def define_data_flags(default_batch_size, flag_values=FLAGS):
     flags.DEFINE_bool("skip_corrupt_records", False,
                       "Skip corrupt or truncated TFRecord records (counted and reported) instead of stopping.",
                       flag_values=flag_values)
+    flags.DEFINE_string("input_cache_dir", "", "Local directory of the parsed-video cache (frame level): each "
+                        "training file is parsed once into it (about its own size on disk) and every epoch and later "
+                        "run reads the parsed videos instead; the same batches. Empty: parse every epoch.",
+                        flag_values=flag_values)
 
 
 def define_model_flags(flag_values=FLAGS):

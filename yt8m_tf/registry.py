@@ -10,8 +10,9 @@ import numpy as np
 
 import readers
 from yt8m_tf import classifiers, pooling
+from yt8m_tf.center_loss import MultiLabelCenterLoss
+from yt8m_tf.classifiers.memory import KnnMemory
 from yt8m_tf.label_processing import LabelProcessing
-from yt8m_tf.losses import MultiLabelCenterLoss
 from yt8m_tf.model import FeatureNormalization, VideoClassifier
 
 # Settings added after model_flags.json files were first written: a train_dir without them was trained with these.
@@ -147,7 +148,7 @@ def _member(name, s):
     if not _get(s, "knn_memory_size"):
         return h
     h.name = "head"  # a fixed name: weight paths are checkpoint keys
-    return classifiers.KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
+    return KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
                                  temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"),
                                  output_weight=_get(s, "knn_output_weight"),
                                  output_temperature=_get(s, "knn_output_temperature"))
@@ -232,7 +233,7 @@ def memory_bytes(settings, slots):
     members: what every checkpoint and export holds."""
     hidden = _sizes(settings["mlp_hidden_sizes"])
     width = hidden[-1] if hidden else sum(_sizes(settings["feature_sizes"]))
-    per_slot = classifiers.KnnMemory.slot_bytes(width, settings["num_classes"],
+    per_slot = KnnMemory.slot_bytes(width, settings["num_classes"],
                                                 output_weight=_get(settings, "knn_output_weight"))
     return per_slot * slots * _get(settings, "ensemble_members")
 

@@ -38,6 +38,7 @@ class TrainOptions:
     seed: int = 0
     progress: bool = True
     skip_corrupt_records: bool = False
+    input_cache_dir: str = ""  # parsed-video cache of frame-level training input
     top_k: int = 20
     logical_cpu_devices: int = 0
     num_gpu: int = 0  # 0: every visible GPU

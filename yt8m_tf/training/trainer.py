@@ -265,7 +265,8 @@ def training_input(strategy, reader, options, repeat, skip_corrupt=None, teacher
                               num_readers=options.num_readers, drop_remainder=True,
                               shuffle_buffer=options.shuffle_buffer, seed=options.seed + context.input_pipeline_id,
                               shard=(context.input_pipeline_id, context.num_input_pipelines),
-                              skip_corrupt=skip_corrupt, deterministic=options.deterministic)
+                              skip_corrupt=skip_corrupt, deterministic=options.deterministic,
+                              cache_dir=options.input_cache_dir or None)
         if teacher_table is not None:
             data = data.map(teacher_table.add_to)
         return data.map(evaluation.model_inputs)
