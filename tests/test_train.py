@@ -1,10 +1,9 @@
 """train.py / eval.py through the command line: training, resume, faults, strategies, XLA."""
 
+import concurrent.futures
 import json
 import os
-import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ import tensorflow as tf
 
 import readers
 from tests import cli_testing as cli
-from yt8m_tf import metrics as metrics_lib
-from yt8m_tf.training import train_dir as train_dir_lib
+from yt8m_tf import flags as yt8m_flags, metrics as metrics_lib
+from yt8m_tf.training import train_dir as train_dir_lib, trainer
 from yt8m_tf.training.trainer import weights_fingerprint
 
 TINY_MOE = ["--model=MoeModel", "--moe_num_mixtures=2", "--batch_size=16", "--quiet", "--log_steps=5",
@@ -59,37 +58,20 @@ def test_train_eval_resume(video_data, tmp_path):
 
 
 def test_incompatible_train_dir_and_start_new_model(video_data, tmp_path):
+    """In process (train.py reports TrainDirError as one line, like every other error of test_bad_flags...)."""
     train, _ = video_data
-    train_dir = str(tmp_path / "run")
-    base = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=2"]
-    cli.run("train.py", *base)
-    other = cli.run("train.py", *base, "--moe_num_mixtures=4", check=False)
-    assert other.returncode == 2
-    assert "moe_num_mixtures: 2 -> 4" in other.stderr and "--start_new_model" in other.stderr
-    assert "Traceback" not in other.stderr
-    fresh = cli.run("train.py", *base, "--moe_num_mixtures=4", "--start_new_model")
-    assert "trained to step 2" in fresh.stdout
+    settings = yt8m_flags.default_model_settings(model="MoeModel", feature_names="mean_rgb,mean_audio",
+                                                 feature_sizes=f"{cli.RGB},{cli.AUDIO}", num_classes=cli.CLASSES)
+    options = trainer.TrainOptions(train_data_pattern=train, train_dir=str(tmp_path / "run"), batch_size=16,
+                                   max_steps=2, progress=False)
+    trainer.train(settings, options)
+    other = {**settings, "moe_num_mixtures": 4}
+    with pytest.raises(train_dir_lib.TrainDirError, match=r"moe_num_mixtures: 2 -> 4\); use another --train_dir or "
+                                                          r"--start_new_model"):
+        trainer.train(other, options)
+    fresh = trainer.train(other, trainer.TrainOptions(**{**vars(options), "start_new_model": True}))
+    assert fresh["step"] == 2
     assert any(p.startswith("run.replaced-") for p in os.listdir(tmp_path))  # nothing the user trained is deleted
-
-
-def test_sigkill_then_resume(video_data, tmp_path):
-    train, _ = video_data
-    train_dir = str(tmp_path / "run")
-    args = ["--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
-            "--checkpoint_steps=5", "--max_steps=100000", "--log_steps=1"]
-    process = cli.start("train.py", *args)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(_steps(train_dir)) < 2:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    saved = _steps(train_dir)
-    assert saved, "no checkpoint was written before the kill"
-    latest = tf.train.latest_checkpoint(train_dir)
-    assert latest is not None and int(latest.rsplit("-", 1)[1]) >= saved[0]
-    resumed = cli.run("train.py", *args[:-2], f"--max_steps={int(latest.rsplit('-', 1)[1]) + 5}")
-    assert f"resumed from {latest}" in resumed.stdout
-
 
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
@@ -190,13 +172,13 @@ def test_bad_flags_are_one_line_errors(video_data, tmp_path):
          "--model=LstmModel"): "drop --frame_features",
         ("--train_data_pattern=" + train, "--tpu=my-node"): "is a local path, but --tpu=my-node is a TPU node",
     }
-    for index, (extra, expected) in enumerate(cases.items()):
-        args = [f"--train_dir={tmp_path}/run{index}", *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=1", *extra]
-        result = cli.run("train.py", *args, check=False)
-        assert result.returncode != 0 and expected in result.stderr, (extra, result.stderr[-2000:])
+    runs = [[f"--train_dir={tmp_path}/run{index}", *cli.VIDEO_FLAGS, *TINY_MOE, "--max_steps=1", *extra]
+            for index, extra in enumerate(cases)] + [["--train_data_pattern=" + train, "--batch_size=0"]]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two at a time: the runs mostly wait for imports
+        results = list(pool.map(lambda args: cli.run("train.py", *args, check=False), runs))
+    for expected, result in zip([*cases.values(), "batch_size"], results):
+        assert result.returncode != 0 and expected in result.stderr, (expected, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
-    zero = cli.run("train.py", "--train_data_pattern=" + train, "--batch_size=0", check=False)
-    assert zero.returncode != 0 and "batch_size" in zero.stderr
 
 
 def test_list_presets_and_models():
