@@ -414,9 +414,11 @@ def test_ensemble_of_knn_members_trains_and_evaluates(tmp_path):
 
     data = cli.write_data(tmp_path / "data", shards=1, videos=32)
     train_dir = str(tmp_path / "run")
-    cli.run("train.py", f"--train_data_pattern={data}", f"--train_dir={train_dir}", *cli.VIDEO_FLAGS,
-            "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=64", "--knn_k=4", "--batch_size=16",
-            "--num_epochs=2", "--ensemble_members=2", "--shuffle_buffer=1", "--num_readers=1", "--quiet")
+    settings = yt8m_flags.default_model_settings(
+        model="MlpModel", mlp_hidden_sizes="8", knn_memory_size=64, knn_k=4, ensemble_members=2,
+        feature_names="mean_rgb,mean_audio", feature_sizes=f"{cli.RGB},{cli.AUDIO}", num_classes=cli.CLASSES)
+    trainer.train(settings, trainer.TrainOptions(train_data_pattern=data, train_dir=train_dir, batch_size=16,
+                                                 num_epochs=2, shuffle_buffer=1, num_readers=1, progress=False))
     model = train_dir_lib.load_trained_model(train_dir)[0]
     assert [int(m.count.numpy()) for m in model.classifier.members] == [32, 32]
     assert json.load(open(f"{train_dir}/model_flags.json"))["ensemble_members"] == 2
@@ -525,13 +527,16 @@ def test_knn_memory_under_mirrored_strategy_equals_one_device(tmp_path):
     from yt8m_tf.training import train_dir as train_dir_lib
 
     data = cli.write_data(tmp_path / "data", shards=2, videos=32)
+    settings = yt8m_flags.default_model_settings(
+        model="MlpModel", mlp_hidden_sizes="8", knn_memory_size=128, knn_k=4, knn_output_weight=0.2,
+        feature_names="mean_rgb,mean_audio", feature_sizes=f"{cli.RGB},{cli.AUDIO}", num_classes=cli.CLASSES)
     memories = []
-    for name, extra in (("one", []), ("two", ["--strategy=mirrored", "--logical_cpu_devices=2"])):
+    for name, replicas in (("one", 1), ("two", 2)):  # in process, over the logical CPUs of tests/conftest.py
         train_dir = str(tmp_path / name)
-        cli.run("train.py", f"--train_data_pattern={data}", f"--train_dir={train_dir}", *cli.VIDEO_FLAGS,
-                "--model=MlpModel", "--mlp_hidden_sizes=8", "--knn_memory_size=128", "--knn_k=4",
-                "--knn_output_weight=0.2", "--batch_size=16", "--num_epochs=2", "--deterministic", "--shuffle_buffer=1",
-                "--num_readers=1", "--quiet", *extra)
+        trainer.train(settings, trainer.TrainOptions(
+            train_data_pattern=data, train_dir=train_dir, batch_size=16, num_epochs=2, deterministic=True,
+            shuffle_buffer=1, num_readers=1, progress=False, strategy="mirrored" if replicas > 1 else "default",
+            logical_cpu_devices=replicas))
         memory = train_dir_lib.load_trained_model(train_dir)[0].classifier
         assert int(memory.count.numpy()) == 64  # every training video once, after two epochs
         saved = _dense_output_keys(memory)

@@ -139,9 +139,12 @@ def test_eval_gap_equals_gap_of_the_written_csv(video_data, tmp_path):
     cli.run("train.py", "--train_data_pattern=" + train, "--train_dir=" + train_dir, *cli.VIDEO_FLAGS, *TINY_MOE,
             "--max_steps=15", "--mixed_precision=mixed_bfloat16")
     metrics_file, csv_file = str(tmp_path / "m.json"), str(tmp_path / "p.csv")
-    cli.run("eval.py", "--eval_data_pattern=" + validate, "--train_dir=" + train_dir, "--run_once",
-            "--output_metrics=" + metrics_file)
-    cli.run("inference.py", "--input_data_pattern=" + validate, "--train_dir=" + train_dir, "--output_file=" + csv_file)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both at once: they mostly wait for imports
+        list(pool.map(lambda args: cli.run(*args), [
+            ("eval.py", "--eval_data_pattern=" + validate, "--train_dir=" + train_dir, "--run_once",
+             "--output_metrics=" + metrics_file),
+            ("inference.py", "--input_data_pattern=" + validate, "--train_dir=" + train_dir,
+             "--output_file=" + csv_file)]))
     lines = open(csv_file).read().splitlines()
     assert lines[0] == "VideoId,LabelConfidencePairs" and len(lines) == 33
     reader = readers.VideoLevelReader("mean_rgb,mean_audio", f"{cli.RGB},{cli.AUDIO}", cli.CLASSES)
@@ -182,12 +185,13 @@ def test_bad_flags_are_one_line_errors(video_data, tmp_path):
 
 
 def test_list_presets_and_models():
-    presets = cli.run("train.py", "--list_presets").stdout.split()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        presets, models = (r.stdout.split() for r in pool.map(lambda flag: cli.run("train.py", flag),
+                                                              ["--list_presets", "--list_models"]))
     assert "final/lstm-m-o-moe2-huber" in presets and "table1/cnn-1024" in presets
     assert len([p for p in presets if p.startswith("table3/")]) == 6
     assert len([p for p in presets if p.startswith("table4/huber-")]) == 4
     assert {"willow/netvlad-gated", "nextvlad/single", "nextvlad/mix3", "garden/dbof"} <= set(presets)
-    models = cli.run("train.py", "--list_models").stdout.split()
     assert {"LogisticModel", "MoeModel", "FrameLevelLogisticModel", "DbofModel", "LstmModel"} <= set(models)
     assert {"NetVLADModel", "NetRVLADModel", "NetFVModel", "SoftDBoWModel", "NeXtVLADModel", "MixNeXtVLADModel",
             "GruModel", "BiGruModel", "BiLstmModel"} <= set(models)
