@@ -246,6 +246,7 @@ def define_train_flags(flag_values=FLAGS):
            "the video) with a row for every training video.")
     define("float", "distillation_weight", "Weight of the cross entropy to the teacher; the loss on the labels gets "
            "1 minus it (the 2018 winners: 0.5).", lower_bound=0.0, upper_bound=1.0)
+    define("bool", "log_device_placement", "Log the device every op runs on (TensorFlow's device placement log).")
     define("integer", "num_gpu", "Use at most this many of the visible GPUs (0: all). --batch_size stays the "
            "global batch: the starter code's per-tower batch times its --num_gpu.", lower_bound=0)
 

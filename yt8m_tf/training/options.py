@@ -42,6 +42,7 @@ class TrainOptions:
     top_k: int = 20
     logical_cpu_devices: int = 0
     num_gpu: int = 0  # 0: every visible GPU
+    log_device_placement: bool = False
     label_stats_dir: str = ""
     deterministic: bool = False
     segment_labels: bool = False  # train on 2019 segment ratings (only the rated pairs count)

@@ -44,6 +44,7 @@ def train(settings, options):
         strategy_lib.split_cpu(options.logical_cpu_devices)
     if options.num_gpu:
         strategy_lib.limit_gpus(options.num_gpu)
+    tf.debugging.set_log_device_placement(options.log_device_placement)
     keras.utils.set_random_seed(options.seed)
     if options.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(options.mixed_precision)
