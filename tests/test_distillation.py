@@ -84,3 +84,20 @@ def test_trainer_distills_from_saved_predictions_and_from_teacher_dirs(tmp_path)
         trainer.train(other, trainer.TrainOptions(train_dir=str(tmp_path / "refused"),
                                                   teacher_dirs=str(tmp_path / "alone"), **options))
     assert not (tmp_path / "refused").exists()  # refused before anything was written
+
+
+def test_a_nextvlad_mixture_trains_on_eq_16():
+    """Lin et al. 2018 Eq. 16: the mixture's loss + every member's + T^2 x sum_m KL(softmax(z_e/T) || softmax(z_m/T))."""
+    labels = np.array([[1.0, 0.0]], np.float32)
+    mixture, members = np.array([[0.0, math.log(3.0)]]), np.array([[[0.0, 0.0], [math.log(3.0), 0.0]]])
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    outputs = {"predictions": tf.constant(sigmoid(mixture), tf.float32),
+               "member_predictions": tf.constant(sigmoid(members), tf.float32),
+               "member_logits": tf.constant(members, tf.float32), "mixture_logits": tf.constant(mixture, tf.float32)}
+    value = step_lib.per_example_loss(losses.get_loss("CrossEntropyLoss"), tf.constant(labels), outputs,
+                                      online_distillation={"temperature": 1.0, "weight": 2.0})
+    # softmax: mixture [1/4, 3/4], member 0 [1/2, 1/2], member 1 [3/4, 1/4]
+    kl = (0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)) + (0.25 * math.log(1 / 3) + 0.75 * math.log(3))
+    expected = (_ce([1, 0], sigmoid(mixture[0])) + _ce([1, 0], sigmoid(members[0, 0]))
+                + _ce([1, 0], sigmoid(members[0, 1])) + 2.0 * kl)
+    assert float(value[0]) == pytest.approx(expected, rel=1e-5)
