@@ -19,6 +19,7 @@ with spare cores for the input reaches.
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -84,10 +85,14 @@ def bare_loop(settings, pattern, batch_size):
 def trainer_run(settings, pattern, batch_size, steps_per_loop, max_steps, root):
     from yt8m_tf.training import trainer
 
-    options = trainer.TrainOptions(train_data_pattern=pattern, train_dir=tempfile.mkdtemp(dir=root),
-                                   batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
-                                   checkpoint_steps=0, log_steps=10 ** 9, progress=False, base_learning_rate=0.001)
-    return lambda: trainer.train(settings, options)
+    def run():  # a new --train_dir each time: a rerun must not resume the previous one
+        options = trainer.TrainOptions(train_data_pattern=pattern, train_dir=tempfile.mkdtemp(dir=root),
+                                       batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
+                                       checkpoint_steps=0, log_steps=10 ** 9, progress=False,
+                                       base_learning_rate=0.001)
+        trainer.train(settings, options)
+        shutil.rmtree(options.train_dir, ignore_errors=True)
+    return run
 
 
 def main(argv=None):
