@@ -50,7 +50,8 @@ def evaluate_checkpoint(path, files):
     try:
         if FLAGS.segment_labels:
             accumulator = metrics_lib.SegmentEvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
-            results = _evaluate_segments(model, data, loss_fn, accumulator)
+            results = _evaluate_segments(model, data, loss_fn, accumulator,
+                                         per_class=settings["label_loss"] != "SoftmaxLoss")
         else:
             accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
             results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
@@ -96,12 +97,14 @@ def _plain(value):
     return int(value) if isinstance(value, int) else float(value)
 
 
-def _evaluate_segments(model, data, loss_fn, accumulator):
-    """Metrics of the rated segments; the loss, as in training, over the rated (segment, class) pairs only."""
+def _evaluate_segments(model, data, loss_fn, accumulator, per_class=True):
+    """Metrics of the rated segments; the loss, as in training, over the rated (segment, class) pairs only
+    (`per_class` False: a loss without per-class terms, SoftmaxLoss, over every class)."""
     predict = tf.function(lambda inputs: model(inputs, training=False)["predictions"])
     for batch in data:
         predictions = predict(evaluation.model_inputs(batch))
-        loss = loss_fn(batch["labels"], predictions, label_weights=batch["label_weights"])
+        weighted = {"label_weights": batch["label_weights"]} if per_class else {}
+        loss = loss_fn(batch["labels"], predictions, **weighted)
         accumulator.accumulate(predictions.numpy(), batch["labels"].numpy(), batch["label_weights"].numpy(),
                                loss.numpy())
     return accumulator.get()

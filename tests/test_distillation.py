@@ -58,6 +58,9 @@ def test_saved_predictions_become_soft_targets(tmp_path):
         distillation.PredictionTable(str(tmp_path / "bad.csv"), 5)
     with pytest.raises(distillation.DistillationError, match="has class 3 >= --num_classes 3"):
         distillation.PredictionTable(str(path), 3)
+    (tmp_path / "again.csv").write_text("VideoId,LabelConfidencePairs\nvid2,1 0.5\n")
+    with pytest.raises(distillation.DistillationError, match="video 'vid2' has two rows"):
+        distillation.PredictionTable(f"{path},{tmp_path / 'again.csv'}", 5)
 
 
 def test_trainer_distills_from_saved_predictions_and_from_teacher_dirs(tmp_path):
@@ -75,9 +78,11 @@ def test_trainer_distills_from_saved_predictions_and_from_teacher_dirs(tmp_path)
     taught = trainer.train(SETTINGS, trainer.TrainOptions(train_dir=str(tmp_path / "taught"), distillation_weight=1.0,
                                                          teacher_predictions=str(tmp_path / "labels.csv"), **options))
     assert taught["weights"] == pytest.approx(alone["weights"], rel=1e-6)
-    # A trained model as the teacher; one that reads other input is refused by name.
-    trainer.train(SETTINGS, trainer.TrainOptions(train_dir=str(tmp_path / "student"),
-                                                 teacher_dirs=str(tmp_path / "alone"), **options))
+    # A trained model as the teacher (its predictions, not the labels: the student learns something else); one
+    # that reads other input is refused by name.
+    student = trainer.train(SETTINGS, trainer.TrainOptions(train_dir=str(tmp_path / "student"),
+                                                           teacher_dirs=str(tmp_path / "alone"), **options))
+    assert student["weights"] != pytest.approx(alone["weights"], rel=1e-4)
     other = {**SETTINGS, "num_classes": cli.CLASSES + 1}
     with pytest.raises(distillation.DistillationError, match=r"'.*alone' reads other input than the student: "
                                                              r"num_classes 20 \(teacher\) vs 21"):

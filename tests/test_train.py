@@ -8,10 +8,11 @@ import socket
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags as absl_flags
 
 import readers
 from tests import cli_testing as cli
-from yt8m_tf import flags as yt8m_flags, metrics as metrics_lib
+from yt8m_tf import flags as yt8m_flags, metrics as metrics_lib, registry
 from yt8m_tf.training import train_dir as train_dir_lib, trainer
 from yt8m_tf.training.trainer import weights_fingerprint
 
@@ -65,6 +66,16 @@ def test_incompatible_train_dir_and_start_new_model(video_data, tmp_path):
     options = trainer.TrainOptions(train_data_pattern=train, train_dir=str(tmp_path / "run"), batch_size=16,
                                    max_steps=2, progress=False)
     trainer.train(settings, options)
+    # A model_flags.json written before later settings existed resumes through train.py's flags: the model comes
+    # from --train_dir, its missing settings at what it was trained with (registry.LATER_DEFAULTS).
+    path = os.path.join(options.train_dir, "model_flags.json")
+    old = {k: v for k, v in json.load(open(path)).items() if k not in registry.LATER_DEFAULTS}
+    json.dump(old, open(path, "w"))
+    values = absl_flags.FlagValues()
+    yt8m_flags.define_train_flags(values)
+    values(["train.py", f"--train_data_pattern={train}", f"--train_dir={options.train_dir}", "--batch_size=16",
+            "--max_steps=3", "--quiet"])
+    assert trainer.train(*yt8m_flags.training_run(values))["step"] == 3
     other = {**settings, "moe_num_mixtures": 4}
     with pytest.raises(train_dir_lib.TrainDirError, match=r"moe_num_mixtures: 2 -> 4\); use another --train_dir or "
                                                           r"--start_new_model"):

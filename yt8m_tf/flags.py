@@ -278,6 +278,9 @@ def apply_preset(name, flag_values=FLAGS):
 def apply_settings(settings, flag_values=FLAGS):
     """Model settings (another run's model_flags.json, for --init_from) as defaults of the model flags; flags given
     on the command line win."""
+    from yt8m_tf import registry  # what a model_flags.json written before a setting existed was trained with
+
+    settings = {**registry.LATER_DEFAULTS, **settings}
     for key in MODEL_FLAGS:
         if key in settings and not flag_values[key].present:
             flag_values[key].value = settings[key]
@@ -296,11 +299,13 @@ def train_options(flag_values=FLAGS):
 
 def training_run(flag_values=FLAGS):
     """(model settings, TrainOptions) of train.py's parsed flags: the preset's values, then (--init_from) the model
-    of the run it starts from, then what the command line says."""
+    of the run it starts from, then (resuming) the model of --train_dir, then what the command line says."""
     from yt8m_tf.training import train_dir  # TensorFlow only when a run is set up
 
     if flag_values.preset:
         apply_preset(flag_values.preset, flag_values)
     if flag_values.init_from:
         apply_settings(train_dir.init_source(flag_values.init_from)[1], flag_values)
+    if not flag_values.start_new_model and train_dir.has_settings(flag_values.train_dir):
+        apply_settings(train_dir.read_settings(flag_values.train_dir), flag_values)
     return model_settings(flag_values), train_options(flag_values)

@@ -540,6 +540,8 @@ def sample_video(world, rng, num_frames, local_candidates=None):
         rgb[mask] = world.rgb_prototypes[c] + rgb_base[mask]
         audio[mask] = world.audio_prototypes[c] + audio_base[mask]
         main = main & ~mask
+        for other in visible:  # a later window shows only its own class
+            visible[other] = visible[other] & ~mask
         visible[c] = mask
     return {"labels": labels, "rgb": quantize(rgb.reshape(num_frames, world.rgb_size)),
             "audio": quantize(audio.reshape(num_frames, world.audio_size)), "main": main, "visible": visible}

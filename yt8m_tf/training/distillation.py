@@ -59,21 +59,29 @@ class PredictionTable:
     def __init__(self, pattern, num_classes):
         self.pattern = pattern
         self.num_classes = int(num_classes)
-        ids, classes, scores = [], [], []
+        ids, classes, scores, source = [], [], [], {}
         for path in readers.list_files(pattern):
             try:
                 rows = submission.read_video_rows(path)
             except ValueError as e:
                 raise DistillationError(f"--teacher_predictions: {e}") from None
+            for video_id in rows[0]:
+                if video_id in source:
+                    raise DistillationError(f"--teacher_predictions: video '{video_id}' has two rows ('{path}' and "
+                                            f"'{source[video_id]}')")
+                source[video_id] = path
+                ids.append(video_id)
             if rows[1].size and rows[1].max() >= self.num_classes:
                 raise DistillationError(f"--teacher_predictions '{path}' has class {rows[1].max()} >= "
                                         f"--num_classes {self.num_classes}")
-            ids += rows[0]
             classes.append(rows[1])
             scores.append(rows[2])
         k = max(c.shape[1] for c in classes)
-        self.classes = np.concatenate([np.pad(c, [(0, 0), (0, k - c.shape[1])]) for c in classes])
-        self.scores = np.concatenate([np.pad(s, [(0, 0), (0, k - s.shape[1])]) for s in scores])
+        # Variables, not constants: the input graph captures them (N x k can be gigabytes, past a graph's 2 GB).
+        self.classes = tf.Variable(np.concatenate([np.pad(c, [(0, 0), (0, k - c.shape[1])]) for c in classes]),
+                                   trainable=False)
+        self.scores = tf.Variable(np.concatenate([np.pad(s, [(0, 0), (0, k - s.shape[1])]) for s in scores]),
+                                  trainable=False)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1)
 

@@ -22,11 +22,6 @@ class WeightAverage:
         self.averages = {v.path: tf.Variable(v.value, trainable=False, name="ema",
                                              aggregation=tf.VariableAggregation.NONE) for v in self.weights}
 
-    def reset(self):
-        """The averages restart at the current weights."""
-        for weight in self.weights:
-            self.averages[weight.path].assign(weight.value)
-
     def update(self):
         for weight in self.weights:
             average = self.averages[weight.path]

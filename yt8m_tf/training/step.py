@@ -134,7 +134,11 @@ class TrainStep:
         grads = tape.gradient(scaled, variables)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            present = [i for i, g in enumerate(grads) if g is not None]  # a weight without gradient stays None
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+            grads = list(grads)
+            for i, g in zip(present, summed):
+                grads[i] = g
         optimizer.apply_gradients(zip(grads, variables))
         if self.average is not None:
             self.average.update()

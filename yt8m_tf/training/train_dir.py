@@ -23,6 +23,10 @@ def settings_path(train_dir):
     return os.path.join(train_dir, SETTINGS_FILE)
 
 
+def has_settings(train_dir):
+    return bool(train_dir) and tf.io.gfile.exists(settings_path(train_dir))
+
+
 def read_settings(train_dir):
     """The model settings a --train_dir was trained with."""
     path = settings_path(train_dir)
@@ -66,7 +70,9 @@ def prepare(train_dir, settings, start_new_model=False, is_chief=True):
         print(f"--start_new_model: moved the previous '{train_dir}' to '{backup}'")
         exists = False
     if exists and not start_new_model:
-        previous = read_settings(train_dir)
+        from yt8m_tf import registry  # settings a model_flags.json predates were trained with LATER_DEFAULTS
+
+        previous = {**registry.LATER_DEFAULTS, **read_settings(train_dir)}
         changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
         if changed:
             diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in changed)

@@ -53,13 +53,22 @@ def train(settings, options):
     if options.strategy in ("tpu", "auto") and (options.tpu or options.strategy == "tpu"):
         strategy_lib.check_remote_tpu_paths(options.tpu, {
             "train_data_pattern": options.train_data_pattern, "train_dir": options.train_dir,
-            "eval_data_pattern": options.eval_data_pattern, "label_stats_dir": options.label_stats_dir})
+            "eval_data_pattern": options.eval_data_pattern, "label_stats_dir": options.label_stats_dir,
+            "init_from": options.init_from, "teacher_dirs": options.teacher_dirs,
+            "teacher_predictions": options.teacher_predictions, "input_cache_dir": options.input_cache_dir})
     strategy = strategy_lib.make_strategy(options.strategy, options.tpu, options.logical_cpu_devices)
     task_index, num_workers, is_chief = strategy_lib.worker_info(strategy)
     reader = registry.make_reader(settings, segment_labels=options.segment_labels)
     if options.segment_labels and settings["label_loss"] == "SoftmaxLoss":
         raise TrainingError("--segment_labels weights each (segment, class) term of the loss, which SoftmaxLoss has "
                             "not: use CrossEntropyLoss, PseudoHuberLoss or HingeLoss")
+    if options.segment_labels and options.eval_data_pattern:
+        raise TrainingError("--eval_data_pattern evaluates videos; for segments run eval.py --segment_labels beside "
+                            "train.py (it evaluates each new checkpoint, with the segment MAP)")
+    if options.jit_compile and strategy.num_replicas_in_sync > 1 and not (
+            tf.config.list_logical_devices("GPU") or isinstance(strategy, tf.distribute.TPUStrategy)):
+        raise TrainingError("--jit_compile on several replicas needs GPUs (XLA cannot place the replicas' "
+                            "all-reduce on CPU devices); drop --jit_compile or use one device")
     files = check_inputs(options)
     if options.batch_size % strategy.num_replicas_in_sync:
         raise TrainingError(f"--batch_size {options.batch_size} must be a multiple of the "
@@ -93,8 +102,14 @@ def train(settings, options):
             stats = label_stats.for_training(settings, options, files)
 
     # ---- the model, the loss and the optimizer ------------------------------------------------------------------
+    fresh = train_dir_lib.latest_checkpoint(options.train_dir) is None  # else it resumes, --init_from or not
     with strategy.scope():
         model = registry.build_model(settings, jit_compile=options.jit_compile, **stats)
+        if init and fresh:
+            initialize(model, *init, is_chief)
+        # Averages of every weight the model trains when nothing is frozen (a frozen one's stays its value), so
+        # that eval.py and inference.py find one for each (train_dir.make_checkpoint(averaged=True)).
+        average = ema.WeightAverage(model, settings["ema_decay"]) if settings.get("ema_decay") else None
         for part in frozen:  # out of the trainable variables: neither updated nor given optimizer slots
             getattr(model, part).trainable = False
         loss_fn = losses_lib.get_loss(settings["label_loss"], **registry.loss_kwargs(settings))
@@ -107,7 +122,6 @@ def train(settings, options):
             epsilon=options.adam_epsilon, mixed_precision=options.mixed_precision)
         registry.build_for_input(model, settings, center_loss)
         optimizer.build(model.trainable_variables)
-        average = ema.WeightAverage(model, settings["ema_decay"]) if settings.get("ema_decay") else None
         teachers = distillation.load_teachers(teacher_dirs)
         trackables = {"optimizer": optimizer}
         if center_loss is not None:
@@ -117,10 +131,9 @@ def train(settings, options):
         checkpoint = train_dir_lib.make_checkpoint(model, **trackables)
     checkpoints = Checkpoints(checkpoint, options, is_chief, task_index)
     checkpoints.check_disk_space(_bytes(model.weights) + _bytes(optimizer.variables) + (
-        _bytes(center_loss.weights) if center_loss is not None else 0), _bytes(model.weights))
+        _bytes(center_loss.weights) if center_loss is not None else 0) + (
+        _bytes(average.averages.values()) if average is not None else 0), _bytes(model.weights))
     step = restore(checkpoint, options.train_dir, optimizer, is_chief)
-    if init and not step:
-        initialize(model, *init, average, is_chief)
     train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
                                     options.top_k, jit_compile=options.jit_compile, average=average,
@@ -145,7 +158,7 @@ def train(settings, options):
         if not options.eval_data_pattern:
             return None
         with averaged():
-            results = evaluate_during_training(strategy, model, reader, loss_fn, options)
+            results = evaluate_during_training(strategy, model, reader, loss_fn, options, corrupt)
         if is_chief:
             print(f"step {step} eval: " + " ".join(f"{k} {v:.4f}" for k, v in results.items()
                                                    if k != "num_examples"), flush=True)
@@ -159,6 +172,7 @@ def train(settings, options):
                                    verbose=1 if options.progress and is_chief else 0)
     iterator = iter(distributed)
     last, last_eval = {"loss": float("nan")}, None
+    saved_step, exported_step, export_path = (step or None), None, None  # decided alike on every worker (no worker may skip a save)
     started, window_start, window_step = time.time(), time.time(), step
     while not total_steps or step < total_steps:
         length = loop_length(step, options, total_steps)
@@ -174,8 +188,8 @@ def train(settings, options):
                                 f"{train_dir_lib.reason(e)[:200]}); restart all workers: they resume from the "
                                 f"latest checkpoint ({train_dir_lib.latest_checkpoint(options.train_dir)})") from None
         done = int(done)
-        if done:
-            step += done
+        if done:  # the optimizer's count: a step mixed_float16 skips (an overflow) does not count, as at resume
+            step = int(optimizer.iterations.numpy())
             last = {k: float(v) / done for k, v in sums.items()}
         if not bool(finite):
             raise TrainingError(f"the loss became {last['loss']} at step {step}; training stopped (NaN or inf in the "
@@ -194,12 +208,13 @@ def train(settings, options):
             last["examples/s"] = speed
         progress.update(step, [(k, v) for k, v in last.items()])
         if done and options.checkpoint_steps and step % options.checkpoint_steps == 0:
-            last_eval = save(step)
+            last_eval, saved_step = save(step), step
         if done and options.export_model_steps and step % options.export_model_steps == 0:
             with averaged():
                 refresh()  # on every worker: the replicas refresh together
                 if is_chief:
-                    export_model(model, settings, options.train_dir, step)
+                    export_path = export_model(model, settings, options.train_dir, step)
+            exported_step = step
         if done < length:  # the data ended
             break
 
@@ -207,10 +222,11 @@ def train(settings, options):
     if step == 0:
         raise TrainingError(f"no training batch of {options.batch_size} videos could be read from "
                             f"'{options.train_data_pattern}' (fewer videos than --batch_size?)")
-    if checkpoints.latest is None or not checkpoints.latest.endswith(f"-{step}"):
+    if saved_step != step:
         last_eval = save(step)
-    with averaged():
-        export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
+    if exported_step != step:
+        with averaged():
+            export_path = export_model(model, settings, options.train_dir, step) if is_chief else None
     capacity_note = getattr(model.classifier, "capacity_note", lambda: None)()
     if capacity_note and is_chief:
         print(f"note: {capacity_note}", flush=True)
@@ -250,7 +266,8 @@ def learning_rate_decay_examples(options, num_examples):
         return options.learning_rate_decay_examples
     if not num_examples:
         raise TrainingError("--learning_rate_decay_epochs needs the number of training examples, which remote or "
-                            "very large data does not give: pass --learning_rate_decay_examples instead")
+                            "very large data and --segment_labels (segments are not counted) do not give: pass "
+                            "--learning_rate_decay_examples instead")
     return options.learning_rate_decay_epochs * num_examples
 
 
@@ -270,6 +287,9 @@ def training_input(strategy, reader, options, repeat, skip_corrupt=None, teacher
                               cache_dir=options.input_cache_dir or None)
         if teacher_table is not None:
             data = data.map(teacher_table.add_to)
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        if not repeat and local > 1:  # whole rounds only: at the end of the data no replica gets an empty batch
+            data = data.batch(local, drop_remainder=True).unbatch()
         return data.map(evaluation.model_inputs)
 
     return strategy.distribute_datasets_from_function(dataset_fn)  # checks the first record's layout
@@ -371,7 +391,7 @@ def restore(checkpoint, train_dir, optimizer, is_chief):
     return step
 
 
-FREEZABLE = ("pooling", "classifier", "label_processing", "input_normalization")
+FREEZABLE = ("pooling", "classifier", "label_processing")
 
 
 def frozen_parts(freeze, settings):
@@ -385,17 +405,15 @@ def frozen_parts(freeze, settings):
     return parts
 
 
-def initialize(model, path, source, average, is_chief):
-    """A new run's model (--init_from) gets the weights of another run's checkpoint (its weight averages when it
-    kept them); the optimizer, the step count and the weight averages start afresh."""
+def initialize(model, path, source, is_chief):
+    """A new run's model (--init_from, before any part is frozen) gets the weights of another run's checkpoint (its
+    weight averages when it kept them); the optimizer, the step count and the weight averages start afresh."""
     averaged = bool(source.get("ema_decay"))
     try:
         train_dir_lib.make_checkpoint(model, averaged).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise train_dir_lib.TrainDirError(f"--init_from checkpoint '{path}' does not fit this model "
                                           f"({str(e).strip().splitlines()[0][:200]})") from None
-    if average is not None:
-        average.reset()
     if is_chief:
         print(f"initialised from {path}{' (its weight averages)' if averaged else ''}", flush=True)
 
@@ -412,11 +430,12 @@ def loop_length(step, options, total_steps):
     return length
 
 
-def evaluate_during_training(strategy, model, reader, loss_fn, options):
-    """--eval_data_pattern evaluated on the strategy's replicas, as eval.py would evaluate the checkpoint."""
+def evaluate_during_training(strategy, model, reader, loss_fn, options, skip_corrupt=None):
+    """--eval_data_pattern evaluated on the strategy's replicas, as eval.py would evaluate the checkpoint: rounds of
+    --batch_size videos over this worker's replicas (every worker evaluates all of it)."""
     replicas = strategy_lib.local_replicas(strategy)
-    data = reader.dataset(options.eval_data_pattern, options.batch_size // strategy.num_replicas_in_sync,
-                          shuffle=False, num_readers=options.num_readers)
+    data = reader.dataset(options.eval_data_pattern, max(1, options.batch_size // replicas), shuffle=False,
+                          num_readers=options.num_readers, skip_corrupt=skip_corrupt)
     return evaluation.evaluate(model, data, reader.num_classes, loss_fn, options.top_k,
                                max_batches=options.eval_batches * replicas or None,
                                jit_compile=options.jit_compile or isinstance(strategy, tf.distribute.TPUStrategy),
