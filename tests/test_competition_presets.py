@@ -56,6 +56,10 @@ def test_presets_are_listed_and_set_only_known_flags():
     (dict(model="MixNeXtVLADModel", nextvlad_hidden_size=8, gating_reduction=16), "--gating_reduction 16"),
     (dict(model="BiGruModel", gru_cells=7), "--gru_cells 7"),
     (dict(model="MixNeXtVLADModel", label_beta=0.1), "label processing"),
+    (dict(model="NetVLADModel", use_context_gate_cluster_layer=True), "--use_context_gate_cluster_layer gates Dbof"),
+    (dict(model="DbofModel", video_level_classifier_model="LogisticModel", use_input_context_gate=True),
+     "--use_input_context_gate gates MoeModel"),
+    (dict(model="DbofModel", use_output_context_gate=True, moe_prob_gating=True), "pick one"),
 ])
 def test_bad_settings_are_one_line_errors(overrides, message):
     settings = flags_lib.default_model_settings(frame_features=True, feature_names="rgb,audio", **overrides)
@@ -161,3 +165,16 @@ def test_preset_trains_two_steps_published_width(name, tmp_path_factory):
     assert settings["feature_sizes"] == "1024,128" and settings["max_frames"] == 300
     batches = list(registry.make_reader(settings).dataset(str(root / "train*.tfrecord"), 2).take(2))
     train_two_steps(settings, batches, learning_rate=presets.PRESETS[name]["base_learning_rate"])
+
+
+def test_model_garden_context_gates_add_their_weights():
+    """garden/dbof with Model Garden's three optional gates: each adds a (d, d) kernel, a bias and the trainable
+    gamma and beta of its batch norm, d = 3000 (cluster), 2000 (MoE input), 3862 (MoE output); a bottleneck of
+    100 on the cluster gate replaces its (3000, 3000) kernel by (3000, 100) + (100, 3000) with a bias and BN."""
+    base = count_weights(preset_settings("garden/dbof"))
+    gates = dict(use_context_gate_cluster_layer=True, use_input_context_gate=True, use_output_context_gate=True)
+    gated = count_weights({**preset_settings("garden/dbof"), **gates})
+    assert gated - base == sum(d * d + 3 * d for d in (3000, 2000, 3862))
+    squeezed = count_weights({**preset_settings("garden/dbof"), "use_context_gate_cluster_layer": True,
+                              "context_gate_cluster_bottleneck_size": 100})
+    assert squeezed - base == (3000 * 100 + 100 + 2 * 100) + (100 * 3000 + 3000 + 2 * 3000)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.layer_testing import assert_padding_invariant, run_layer_test
 from yt8m_tf.classifiers import MoE
-from yt8m_tf.pooling import ContextGating, LearnablePooling, NetFV, NetRVLAD, NetVLAD, SEContextGating, SoftDBoW
+from yt8m_tf.pooling import ContextGating, DBoFPooling, GardenContextGate, LearnablePooling, NetFV, NetRVLAD, NetVLAD, SEContextGating, SoftDBoW
 
 RGB, AUDIO, T = 6, 4, 7
 EPS = 1e-3  # slim batch-norm epsilon
@@ -179,3 +179,78 @@ def test_moe_probability_gating():
         assert keras.backend.standardize_dtype(MoE(5, prob_gating=True)(x).dtype) == "float32"
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_garden_context_gate_matches_numpy():
+    """Model Garden's gate: x * BN(sigmoid(z W + b)), z = x or BN(relu6(x W1 + b1)) (its bottleneck)."""
+    x = np.random.default_rng(5).normal(size=(5, 8)).astype(np.float32)
+    gate, _ = run_layer_test(GardenContextGate, {}, (x,), (5, 8))
+    _randomize(gate)
+    kernel, bias = np.asarray(gate.gates.kernel), np.asarray(gate.gates.bias)
+    assert kernel.shape == (8, 8)
+    np.testing.assert_allclose(gate(x), x * _bn(_sigmoid(x @ kernel + bias), gate.gates_norm), rtol=1e-5, atol=1e-6)
+
+    squeezed, _ = run_layer_test(GardenContextGate, {"bottleneck_size": 3}, (x,), (5, 8))
+    _randomize(squeezed)
+    bottleneck = squeezed.bottleneck
+    z = _bn(np.clip(x @ np.asarray(bottleneck.kernel) + np.asarray(bottleneck.bias), 0.0, 6.0),
+            squeezed.bottleneck_norm)
+    gates = _sigmoid(z @ np.asarray(squeezed.gates.kernel) + np.asarray(squeezed.gates.bias))
+    assert np.asarray(squeezed.gates.kernel).shape == (3, 8)
+    np.testing.assert_allclose(squeezed(x), x * _bn(gates, squeezed.gates_norm), rtol=1e-5, atol=1e-6)
+    assert GardenContextGate(bottleneck_size=1)(x).shape == (5, 8)  # 1: no bottleneck, as Model Garden
+
+
+def test_garden_context_gate_per_frame_batch_statistics_ignore_padding():
+    """On (B, T, d) frames each frame is gated by itself; in training the batch norms see only masked-in frames."""
+    frames, num_frames = _batch()
+    mask = np.arange(frames.shape[1])[None, :] < num_frames[:, None]
+    gate = GardenContextGate(bottleneck_size=4)
+    garbage = frames.copy()
+    garbage[~mask] = np.random.default_rng(2).normal(size=garbage[~mask].shape) * 10
+    clean = np.asarray(gate(frames, training=True, mask=mask))
+    np.testing.assert_allclose(np.asarray(gate(garbage, training=True, mask=mask))[mask], clean[mask], rtol=1e-4,
+                               atol=1e-5)
+    one = np.asarray(gate(frames[:1, :2], training=False))  # inference: a frame's gate depends on that frame only
+    np.testing.assert_allclose(np.asarray(gate(frames[:1], training=False))[:, :2], one, rtol=1e-5, atol=1e-6)
+
+
+def test_dbof_cluster_context_gate():
+    """Model Garden's `use_context_gate_cluster_layer`: the gate sits between the cluster activation and pooling."""
+    frames, num_frames = _batch()
+    kwargs = dict(cluster_size=6, hidden_size=4, sample_frames=0, activation="relu", pooling_method="average",
+                  context_gate=True, context_gate_bottleneck_size=0)
+    layer, out = run_layer_test(DBoFPooling, kwargs, (frames, num_frames), (len(frames), 4))
+    assert_padding_invariant(layer, frames, num_frames)
+    _randomize(layer)
+    expected = []
+    for b, n in enumerate(num_frames):
+        x = _bn(frames[b, :n], layer.input_bn) @ np.asarray(layer.cluster_weights)
+        x = np.maximum(_bn(x, layer.cluster_bn), 0.0)
+        gate = layer.cluster_gate
+        x = x * _bn(_sigmoid(x @ np.asarray(gate.gates.kernel) + np.asarray(gate.gates.bias)), gate.gates_norm)
+        pooled = x.mean(0) if n else np.zeros(6, np.float32)
+        expected.append(np.maximum(_bn(pooled @ np.asarray(layer.hidden_weights), layer.hidden_bn), 0.0))
+    np.testing.assert_allclose(layer(frames, num_frames), np.stack(expected), rtol=1e-4, atol=1e-5)
+    garbage = frames.copy()
+    for b, n in enumerate(num_frames):
+        garbage[b, n:] = np.random.default_rng(b).normal(size=garbage[b, n:].shape) * 10
+    np.testing.assert_allclose(layer(garbage, num_frames, training=True), layer(frames, num_frames, training=True),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_moe_garden_context_gates():
+    """Model Garden's `use_input_context_gate` / `use_output_context_gate`: MoE(gate_in(x)), then gate_out(p)."""
+    x = np.random.default_rng(6).normal(size=(3, 6)).astype(np.float32)
+    kwargs = {"num_classes": 5, "input_context_gate": True, "output_context_gate": True}
+    layer, _ = run_layer_test(MoE, kwargs, (x,), (3, 5))
+    _randomize(layer)
+    plain = MoE(5)
+    plain(x)
+    plain.set_weights([np.asarray(w) for w in (layer.gates.kernel, layer.experts.kernel, layer.experts.bias)])
+
+    def gated(v, gate):
+        return v * _bn(_sigmoid(v @ np.asarray(gate.gates.kernel) + np.asarray(gate.gates.bias)), gate.gates_norm)
+
+    expected = gated(np.asarray(plain(gated(x, layer.input_gate))), layer.output_gate)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-6)

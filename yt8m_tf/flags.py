@@ -27,6 +27,8 @@ MODEL_FLAGS = (
     "gru_cells", "gru_layers",
     "nextvlad_cluster_size", "nextvlad_hidden_size", "groups", "expansion", "drop_rate", "gating_reduction",
     "mix_number", "cl_temperature", "cl_lambda",
+    "use_context_gate_cluster_layer", "context_gate_cluster_bottleneck_size", "use_input_context_gate",
+    "use_output_context_gate",
 )
 
 
@@ -175,6 +177,15 @@ def _define_competition_flags(flag_values):
                        lower_bound=1e-6, flag_values=flag_values)
     flags.DEFINE_float("cl_lambda", 1.0, "MixNeXtVLADModel: weight of the online distillation KL (the paper: T^2).",
                        lower_bound=0.0, flag_values=flag_values)
+    # Model Garden's optional context gates (official/projects/yt8m configs: DbofModel, MoeModel)
+    flags.DEFINE_bool("use_context_gate_cluster_layer", False, "DbofModel: Model Garden's context gate on each "
+                      "frame's cluster activations, before pooling.", flag_values=flag_values)
+    flags.DEFINE_integer("context_gate_cluster_bottleneck_size", 0, "Bottleneck of that gate (0: a full cluster x "
+                         "cluster layer).", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_bool("use_input_context_gate", False, "MoeModel: Model Garden's context gate on its input.",
+                      flag_values=flag_values)
+    flags.DEFINE_bool("use_output_context_gate", False, "MoeModel: Model Garden's context gate on its output "
+                      "probabilities (instead of --moe_prob_gating).", flag_values=flag_values)
 
 
 def define_train_flags(flag_values=FLAGS):

@@ -28,6 +28,9 @@ LATER_DEFAULTS = {
     "fv_couple_weights": True, "dbof_relu": True, "softdbof_maxpool": False, "gru_cells": 1024, "gru_layers": 2,
     "nextvlad_cluster_size": 64, "nextvlad_hidden_size": 1024, "groups": 8, "expansion": 2, "drop_rate": 0.5,
     "gating_reduction": 8, "mix_number": 3, "cl_temperature": 2.0, "cl_lambda": 1.0,
+    # Model Garden's optional context gates
+    "use_context_gate_cluster_layer": False, "context_gate_cluster_bottleneck_size": 0,
+    "use_input_context_gate": False, "use_output_context_gate": False,
 }
 
 
@@ -93,7 +96,8 @@ POOLINGS = {
         cluster_size=s["dbof_cluster_size"], hidden_size=s["dbof_hidden_size"],
         add_batch_norm=s["dbof_add_batch_norm"], pooling_method=s["dbof_pooling_method"],
         activation=_get(s, "dbof_activation"), sample_frames=s["iterations"],
-        sample_random_frames=s["sample_random_frames"]),
+        sample_random_frames=s["sample_random_frames"], context_gate=_get(s, "use_context_gate_cluster_layer"),
+        context_gate_bottleneck_size=_get(s, "context_gate_cluster_bottleneck_size")),
     # LstmModel: the starter code's, every layer's (c_T, s_T); with lstm_layers=1 the paper's "LSTM" (2d).
     "LstmModel": lambda s, b: _lstm(s, b, all_layer_states=True),
     "LstmMModel": lambda s, b: _lstm(s, b, use_input_sum=True),
@@ -132,7 +136,8 @@ CLASSIFIERS = {
     "MoeModel": lambda s: classifiers.MoE(
         s["num_classes"], num_mixtures=s["moe_num_mixtures"], l2_penalty=s["l2_penalty"],
         hidden_size=s["moe_hidden_size"] or None, expert_bias_initializer_value=s["output_bias_init"],
-        prob_gating=_get(s, "moe_prob_gating")),
+        prob_gating=_get(s, "moe_prob_gating"), input_context_gate=_get(s, "use_input_context_gate"),
+        output_context_gate=_get(s, "use_output_context_gate")),
     # The output bias exists only when --output_bias_init is set (the original `NN` has none).
     "MlpModel": lambda s: classifiers.MLP(
         s["num_classes"], hidden_sizes=_sizes(s["mlp_hidden_sizes"]), layer_norm=s["mlp_layer_norm"],
@@ -265,6 +270,15 @@ def _check_winners_settings(settings):
         if _get(settings, "nextvlad_hidden_size") // _get(settings, "gating_reduction") < 1:
             raise ModelSettingsError(f"--gating_reduction {_get(settings, 'gating_reduction')} is larger than "
                                      f"--nextvlad_hidden_size {_get(settings, 'nextvlad_hidden_size')}")
+    if _get(settings, "use_context_gate_cluster_layer") and name != "DbofModel":
+        raise ModelSettingsError(f"--use_context_gate_cluster_layer gates DbofModel's cluster layer; --model is {name}")
+    head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
+    for flag in ("use_input_context_gate", "use_output_context_gate"):
+        if _get(settings, flag) and (head != "MoeModel" or name in FRAME_HEADS):
+            raise ModelSettingsError(f"--{flag} gates MoeModel; the classifier here is {head}")
+    if _get(settings, "use_output_context_gate") and _get(settings, "moe_prob_gating"):
+        raise ModelSettingsError("--use_output_context_gate (Model Garden's) and --moe_prob_gating (WILLOW's) both "
+                                 "gate MoeModel's probabilities: pick one")
     units = {"BiGruModel": ("gru_cells", _get(settings, "gru_cells")),
              "BiLstmModel": ("lstm_cells", settings["lstm_cells"])}.get(name)
     if units and units[1] % 2:

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from yt8m_tf.classifiers.regularizers import slim_l2
-from yt8m_tf.pooling.context_gating import ContextGating
+from yt8m_tf.pooling.context_gating import ContextGating, GardenContextGate
 
 
 @keras.saving.register_keras_serializable(package="yt8m_tf")
@@ -48,14 +48,21 @@ class MoE(keras.layers.Layer):
             (WILLOW's `--moe_prob_gating`, Miech et al. 2017 section 4: the gate lets classes re-weight each
             other; C^2 more weights, 14.9M for 3862 classes). Computed in float32; W carries no L2 penalty, as
             the original.
+        input_context_gate: bool, Model Garden's `use_input_context_gate`: `GardenContextGate` on the input x
+            (d^2 + d more weights).
+        output_context_gate: bool, Model Garden's `use_output_context_gate`: `GardenContextGate` on the output
+            probabilities (C^2 + C more weights), in float32. Its batch norm follows the sigmoid, so an output
+            may leave [0, 1] (the cross-entropy clips it to [0, 1], as Model Garden's Keras loss clips).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Input shape: (batch, d) float.
-    Output shape: (batch, num_classes) float32 probabilities in [0, 1) (gates and experts run in float32).
+    Output shape: (batch, num_classes) float32 probabilities in [0, 1) (gates and experts run in float32; see
+    `output_context_gate`).
     """
 
     def __init__(self, num_classes, num_mixtures=2, l2_penalty=1e-8, hidden_size=None, expert_hidden=True,
-                 hidden_activation=None, expert_bias_initializer_value=0.0, prob_gating=False, **kwargs):
+                 hidden_activation=None, expert_bias_initializer_value=0.0, prob_gating=False,
+                 input_context_gate=False, output_context_gate=False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.num_mixtures = num_mixtures
@@ -65,6 +72,8 @@ class MoE(keras.layers.Layer):
         self.hidden_activation = hidden_activation
         self.expert_bias_initializer_value = expert_bias_initializer_value
         self.prob_gating = prob_gating
+        self.input_context_gate = input_context_gate
+        self.output_context_gate = output_context_gate
 
         def hidden(name):
             return keras.layers.Dense(hidden_size, activation=hidden_activation,
@@ -79,9 +88,15 @@ class MoE(keras.layers.Layer):
             bias_initializer=keras.initializers.Constant(expert_bias_initializer_value), dtype=self.dtype_policy,
             name="experts")
         self.prob_gate = ContextGating(dtype="float32", name="prob_gating") if prob_gating else None
+        self.input_gate = (GardenContextGate(dtype=self.dtype_policy, name="input_context_gate")
+                           if input_context_gate else None)
+        self.output_gate = (GardenContextGate(dtype="float32", name="output_context_gate")
+                            if output_context_gate else None)
 
     def build(self, input_shape):
         gate_shape = expert_shape = input_shape
+        if self.input_gate is not None:
+            self.input_gate.build(input_shape)
         if self.gate_hidden is not None:
             self.gate_hidden.build(input_shape)
             gate_shape = self.gate_hidden.compute_output_shape(input_shape)
@@ -92,8 +107,12 @@ class MoE(keras.layers.Layer):
         self.experts.build(expert_shape)
         if self.prob_gate is not None:
             self.prob_gate.build((None, self.num_classes))
+        if self.output_gate is not None:
+            self.output_gate.build((None, self.num_classes))
 
     def call(self, x, training=None):
+        if self.input_gate is not None:
+            x = self.input_gate(x, training=training)
         gate_input = self.gate_hidden(x) if self.gate_hidden is not None else x
         expert_input = self.expert_hidden_layer(x) if self.expert_hidden_layer is not None else x
         gate_logits = ops.reshape(ops.cast(self.gates(gate_input), "float32"),
@@ -104,6 +123,8 @@ class MoE(keras.layers.Layer):
         probabilities = ops.sum(gating * ops.sigmoid(expert_logits), axis=-1)
         if self.prob_gate is not None:
             probabilities = self.prob_gate(probabilities, training=training)
+        if self.output_gate is not None:
+            probabilities = self.output_gate(probabilities, training=training)
         return probabilities
 
     def get_config(self):
@@ -117,5 +138,7 @@ class MoE(keras.layers.Layer):
             "hidden_activation": self.hidden_activation,
             "expert_bias_initializer_value": self.expert_bias_initializer_value,
             "prob_gating": self.prob_gating,
+            "input_context_gate": self.input_context_gate,
+            "output_context_gate": self.output_context_gate,
         })
         return config

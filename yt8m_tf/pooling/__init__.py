@@ -14,14 +14,15 @@ Every layer has `output_dim(input_dim)` giving d for input width D.
 | `NeXtVLADPooling` (`NeXtVLAD` per stream, `SEContextGating`) | NeXtVLAD (Lin et al. 2018) | hidden_size |
 | `RecurrentPooling` | WILLOW's GRU, the 2018 winners' bidirectional GRU / LSTM | units (x layers) |
 
-`ContextGating` / `SEContextGating` are the gates of WILLOW / NeXtVLAD (also used by `classifiers.MoE`).
+`ContextGating` / `SEContextGating` / `GardenContextGate` are the gates of WILLOW / NeXtVLAD / Model Garden (also used
+by `classifiers.MoE`).
 """
 
 from yt8m_tf.pooling.adaptive_noise import AdaptiveNoisePooling
 from yt8m_tf.pooling.attention import IndirectClusteringPooling
 from yt8m_tf.pooling.baselines import DBoFPooling, MaxPooling, MeanPooling
 from yt8m_tf.pooling.cnn import TemporalCNNPooling
-from yt8m_tf.pooling.context_gating import ContextGating, SEContextGating
+from yt8m_tf.pooling.context_gating import ContextGating, GardenContextGate, SEContextGating
 from yt8m_tf.pooling.frame_sampling import sample_random_frames, sample_random_sequence
 from yt8m_tf.pooling.layer_norm_lstm_cell import LayerNormLSTMCell
 from yt8m_tf.pooling.learnable import LearnablePooling
@@ -35,6 +36,7 @@ __all__ = [
     "AdaptiveNoisePooling",
     "ContextGating",
     "DBoFPooling",
+    "GardenContextGate",
     "IndirectClusteringPooling",
     "LSTMPooling",
     "LayerNormLSTMCell",

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from yt8m_tf.masking import masked_max, masked_mean
+from yt8m_tf.pooling.context_gating import GardenContextGate
 from yt8m_tf.pooling.frame_sampling import frames_to_pool
 from yt8m_tf.pooling.utils import SLIM_BN, valid_frames
 
@@ -54,8 +55,9 @@ class DBoFPooling(keras.layers.Layer):
 
     Sequence, as in DbofModel: [training: sample `sample_frames` frames] -> input batch norm -> frame projection to
     `cluster_size` without bias (init N(0, 1/D)) -> batch norm (or a bias when `add_batch_norm=False`) -> activation
-    -> max or average over frames -> projection to `hidden_size` (init N(0, 1/cluster_size)) -> batch norm (or a bias)
-    -> activation. Batch-norm statistics of the frame-level stages are computed over valid frames only.
+    -> [Model Garden's context gate of each frame's cluster activations] -> max or average over frames -> projection
+    to `hidden_size` (init N(0, 1/cluster_size)) -> batch norm (or a bias) -> activation. Batch-norm statistics of
+    the frame-level stages are computed over valid frames only.
 
     Args:
         cluster_size: int, the 'cluster' (bag) width; flag `dbof_cluster_size` (8192).
@@ -68,6 +70,9 @@ class DBoFPooling(keras.layers.Layer):
         sample_frames: int, frames sampled per video at training time (flag `iterations`, 30); 0 disables sampling.
         sample_random_frames: bool, True samples independent frames (`sample_random_frames` flag, True), False a
             run of consecutive frames. See `yt8m_tf.pooling.frame_sampling`.
+        context_gate: bool, Model Garden's `use_context_gate_cluster_layer` (`GardenContextGate` on the cluster
+            activations, before pooling; flag `use_context_gate_cluster_layer`, False).
+        context_gate_bottleneck_size: int, its `context_gate_cluster_bottleneck_size` (0: a full (C, C) gate).
         seed: int or None, seed of the sampling.
 
     Input: `frames` (B, T, D) float, `num_frames` (B,) int.
@@ -78,7 +83,8 @@ class DBoFPooling(keras.layers.Layer):
     """
 
     def __init__(self, cluster_size=8192, hidden_size=1024, add_batch_norm=True, pooling_method="max",
-                 activation="sigmoid", sample_frames=30, sample_random_frames=True, seed=None, **kwargs):
+                 activation="sigmoid", sample_frames=30, sample_random_frames=True, context_gate=False,
+                 context_gate_bottleneck_size=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if pooling_method not in ("max", "average"):
             raise ValueError(f"pooling_method must be 'max' or 'average', got {pooling_method!r}")
@@ -89,7 +95,11 @@ class DBoFPooling(keras.layers.Layer):
         self.activation = activation
         self.sample_frames = sample_frames
         self.sample_random_frames = sample_random_frames
+        self.context_gate = context_gate
+        self.context_gate_bottleneck_size = context_gate_bottleneck_size
         self.seed = seed
+        self.cluster_gate = (GardenContextGate(context_gate_bottleneck_size, dtype=self.dtype_policy,
+                                               name="context_gate_cluster") if context_gate else None)
         self._activation_fn = keras.activations.get(activation)
         self.seed_generator = keras.random.SeedGenerator(seed)
         if add_batch_norm:
@@ -110,7 +120,9 @@ class DBoFPooling(keras.layers.Layer):
             self.input_bn.build((None, None, feature_size))
             self.cluster_bn.build((None, None, self.cluster_size))
             self.hidden_bn.build((None, self.hidden_size))
-        else:
+        if self.cluster_gate is not None:
+            self.cluster_gate.build((None, None, self.cluster_size))
+        if not self.add_batch_norm:
             self.cluster_biases = self.add_weight(
                 name="cluster_biases", shape=(self.cluster_size,),
                 initializer=keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(feature_size)))
@@ -129,6 +141,8 @@ class DBoFPooling(keras.layers.Layer):
         else:
             x = x + ops.cast(self.cluster_biases, x.dtype)
         x = self._activation_fn(x)
+        if self.cluster_gate is not None:
+            x = self.cluster_gate(x, training=training, mask=mask)
         x = masked_max(x, mask) if self.pooling_method == "max" else masked_mean(x, mask)
 
         x = ops.matmul(x, ops.cast(self.hidden_weights, x.dtype))
@@ -151,6 +165,8 @@ class DBoFPooling(keras.layers.Layer):
             "activation": self.activation,
             "sample_frames": self.sample_frames,
             "sample_random_frames": self.sample_random_frames,
+            "context_gate": self.context_gate,
+            "context_gate_bottleneck_size": self.context_gate_bottleneck_size,
             "seed": self.seed,
         })
         return config

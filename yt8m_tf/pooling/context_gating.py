@@ -1,8 +1,9 @@
-"""Context Gating (Miech et al. 2017) and the SE Context Gating of NeXtVLAD (Lin et al. 2018).
+"""Context Gating (Miech et al. 2017), the SE Context Gating of NeXtVLAD (Lin et al. 2018) and Model Garden's form.
 
-Both re-weight each entry of a vector by a sigmoid gate computed from the whole vector, so that the gate of one
+All re-weight each entry of a vector by a sigmoid gate computed from the whole vector, so that the gate of one
 feature (or one class) can depend on the others. They are used after the hidden projection of the WILLOW and
-NeXtVLAD poolings and, for WILLOW, on the MoE's output probabilities (`MoE(prob_gating=True)`).
+NeXtVLAD poolings and, for WILLOW, on the MoE's output probabilities (`MoE(prob_gating=True)`); Model Garden's
+gates the DBoF cluster activations of each frame and the MoE's input and output.
 """
 
 import math
@@ -106,4 +107,61 @@ class SEContextGating(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"reduction": self.reduction})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="yt8m_tf")
+class GardenContextGate(keras.layers.Layer):
+    """Model Garden's Context Gating (tensorflow/models official/projects/yt8m `ContextGate`, the TF2 port's):
+    y = x * BN(sigmoid(z W + b)), with z = x, or z = BN(relu6(x W1 + b1)) through a bottleneck of `bottleneck_size`.
+
+    It differs from WILLOW's `ContextGating` (x * sigmoid(BN(x W))): the gate has a bias, the batch norm comes
+    after the sigmoid (so a gate may leave [0, 1]), and an optional squeeze-and-excitation bottleneck replaces the
+    (d, d) kernel by (d, n) and (n, d). Dense kernels are Glorot-uniform, biases zero, no L2; batch norms use
+    Keras' defaults (momentum 0.99, epsilon 1e-3), as Model Garden's.
+
+    Args:
+        bottleneck_size: int n; 0 (or 1, as Model Garden) gates through one (d, d) layer. Flag
+            `context_gate_cluster_bottleneck_size` for the DBoF cluster gate.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Input: x (..., d): (B, d) vectors or (B, T, d) frames, each frame gated by itself; `mask` (B, T) keeps padded
+    frames out of the batch-norm statistics. Output: the shape and dtype of x.
+    """
+
+    def __init__(self, bottleneck_size=0, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.bottleneck_size = bottleneck_size
+        if bottleneck_size >= 2:
+            self.bottleneck = keras.layers.Dense(bottleneck_size, activation="relu6", dtype=self.dtype_policy,
+                                                 name="bottleneck")
+            self.bottleneck_norm = keras.layers.BatchNormalization(dtype=self.dtype_policy, name="bottleneck_norm")
+        else:
+            self.bottleneck = self.bottleneck_norm = None
+        self.gates_norm = keras.layers.BatchNormalization(dtype=self.dtype_policy, name="gates_norm")
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        gate_input = tuple(input_shape)
+        if self.bottleneck is not None:
+            self.bottleneck.build(gate_input)
+            gate_input = gate_input[:-1] + (self.bottleneck_size,)
+            self.bottleneck_norm.build(gate_input)
+        self.gates = keras.layers.Dense(width, activation="sigmoid", dtype=self.dtype_policy, name="gates_dense")
+        self.gates.build(gate_input)
+        self.gates_norm.build(tuple(input_shape))
+
+    def call(self, x, training=None, mask=None):
+        z = x
+        if self.bottleneck is not None:
+            z = self.bottleneck_norm(self.bottleneck(z), training=training, mask=mask)
+        return x * ops.cast(self.gates_norm(self.gates(z), training=training, mask=mask), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"bottleneck_size": self.bottleneck_size})
         return config
