@@ -45,6 +45,9 @@ def test_presets_are_listed_and_set_only_known_flags():
     assert (mix["mix_number"], mix["nextvlad_cluster_size"], mix["groups"], mix["nextvlad_hidden_size"],
             mix["gating_reduction"], mix["drop_rate"], mix["cl_temperature"], mix["cl_lambda"], mix["batch_size"],
             mix["l2_penalty"]) == (3, 112, 8, 2048, 16, 0.5, 3.0, 9.0, 160, 1e-5)
+    lstm = presets.PRESETS["willow/lstm"]  # README: --iterations=150 --lstm_random_sequence=True
+    assert (lstm["iterations"], lstm["lstm_random_sequence"], lstm["batch_size"]) == (150, True, 128)
+    assert registry.make_layers(preset_settings("willow/lstm"))[0].sample_frames == 150
     garden = presets.PRESETS["garden/dbof"]  # Model Garden's DbofModel config
     assert (garden["dbof_cluster_size"], garden["dbof_hidden_size"], garden["dbof_pooling_method"],
             garden["moe_num_mixtures"], garden["dbof_activation"]) == (3000, 2000, "average", 5, "relu")
@@ -60,6 +63,7 @@ def test_presets_are_listed_and_set_only_known_flags():
     (dict(model="DbofModel", video_level_classifier_model="LogisticModel", use_input_context_gate=True),
      "--use_input_context_gate gates MoeModel"),
     (dict(model="DbofModel", use_output_context_gate=True, moe_prob_gating=True), "pick one"),
+    (dict(model="NetVLADModel", lstm_random_sequence=True), "--lstm_random_sequence feeds"),
 ])
 def test_bad_settings_are_one_line_errors(overrides, message):
     settings = flags_lib.default_model_settings(frame_features=True, feature_names="rgb,audio", **overrides)

@@ -12,6 +12,7 @@ from tests.layer_testing import assert_padding_invariant, run_layer_test
 from yt8m_tf.pooling import (AdaptiveNoisePooling, DBoFPooling, IndirectClusteringPooling, MaxPooling, MeanPooling,
                              PositionEncodingPooling, TemporalCNNPooling, sample_random_frames,
                              sample_random_sequence)
+from yt8m_tf.pooling.frame_sampling import sample_sequence_input
 from yt8m_tf.pooling.position_encoding import position_encoding_matrix
 
 D = 12
@@ -90,6 +91,28 @@ def test_dbof_activation_flag_and_old_train_dirs():
     frames = np.random.default_rng(0).normal(size=(2, 4, 12)).astype(np.float32) * 5
     out = np.asarray(DBoFPooling(8, 4, add_batch_norm=False, activation="relu6")(frames, np.array([4, 2])))
     assert out.min() >= 0.0 and out.max() <= 6.0
+
+
+def test_sequence_input_of_willow_lstm_random_sequence():
+    """WILLOW's --lstm_random_sequence input: K = 6 frames, run length min(num_frames, K). Evaluation: frame
+    floor(u_k * n) for u_k = frac((k + 1) * 0.618...) (by hand: 0.618, 0.236, 0.854, 0.472, 0.090, 0.708), the same
+    for a video alone or in a batch; training: fresh valid draws."""
+    frames = np.tile(np.arange(10, dtype=np.float32)[None, :, None], (4, 1, 3)) + 1.0  # value = index + 1
+    num_frames = np.array([10, 4, 1, 0], np.int32)
+    out, length = (np.asarray(v) for v in sample_sequence_input(frames, num_frames, 6, training=False))
+    np.testing.assert_array_equal(length, [6, 4, 1, 0])
+    np.testing.assert_array_equal(out[0, :, 0] - 1, [6, 2, 8, 4, 0, 7])
+    np.testing.assert_array_equal(out[1, :, 0] - 1, [2, 0, 3, 1, 0, 2])
+    np.testing.assert_array_equal(out[2, :, 0] - 1, 0)
+    np.testing.assert_array_equal(out[3], 0.0)
+    alone, _ = sample_sequence_input(frames[1:2], num_frames[1:2], 6, training=False)
+    np.testing.assert_array_equal(alone, out[1:2])
+    generator = keras.random.SeedGenerator(1)
+    draws = [np.asarray(sample_sequence_input(frames, num_frames, 6, training=True, seed=generator)[0])[..., 0] - 1
+             for _ in range(2)]
+    for draw in draws:
+        assert np.all((draw[:3] >= 0) & (draw[:3] < num_frames[:3, None]))
+    assert not np.array_equal(draws[0][0], draws[1][0])
 
 
 def test_sample_random_frames_and_sequence():

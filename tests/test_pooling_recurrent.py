@@ -7,7 +7,8 @@ from tests import test_pooling_vlad
 from tests.layer_testing import assert_padding_invariant, run_layer_test
 from tests.test_pooling_lstm import _numpy_lstm
 from tests.test_pooling_vlad import _sigmoid
-from yt8m_tf.pooling import RecurrentPooling
+from yt8m_tf.pooling import LSTMPooling, RecurrentPooling
+from yt8m_tf.pooling.frame_sampling import sample_sequence_input
 
 D, T, UNITS = 5, 6, 6
 
@@ -83,3 +84,26 @@ def test_recurrent_pooling_matches_numpy(kwargs):
     if kwargs.get("bidirectional"):
         assert layer.rnns[0].forward_layer.units == UNITS // 2
     np.testing.assert_allclose(out, _numpy_pooling(layer, frames, num_frames), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (RecurrentPooling, dict(cell="gru", units=UNITS, num_layers=2)),  # WILLOW's GruModel honoured the flag too
+    (LSTMPooling, dict(units=UNITS, num_layers=2, all_layer_states=True)),  # WILLOW's LstmModel
+])
+def test_lstm_random_sequence_reads_the_drawn_frames(cls, kwargs):
+    """With sample_frames K (--lstm_random_sequence --iterations=K) the recurrence runs over the K drawn frames
+    for min(num_frames, K) steps: at evaluation the numpy recurrence over the fixed draw, in training fresh draws."""
+    frames, num_frames = _batch(seed=2)
+    layer, out = run_layer_test(cls, dict(kwargs, sample_frames=4, seed=3), (frames, num_frames),
+                                (4, 2 * UNITS * (2 if cls is LSTMPooling else 1)))
+    assert_padding_invariant(layer, frames, num_frames)
+    drawn, length = (np.asarray(v) for v in sample_sequence_input(frames, num_frames, 4))
+    plain = cls(**kwargs)
+    plain(drawn, length)
+    plain.set_weights(layer.get_weights())
+    np.testing.assert_allclose(out, np.asarray(plain(drawn, length)), rtol=1e-5, atol=1e-6)
+    if cls is RecurrentPooling:
+        np.testing.assert_allclose(out, _numpy_pooling(plain, drawn, length), rtol=1e-4, atol=1e-5)
+    train = [np.asarray(layer(frames, num_frames, training=True)) for _ in range(2)]
+    assert not np.allclose(train[0][0], train[1][0])  # a 6-frame video: 4 fresh draws each call
+    np.testing.assert_array_equal(train[0][3], 0.0)

@@ -60,7 +60,7 @@ ROWS = {
     "willow/lstm": _row(
         {**FRAME_INPUT, **WILLOW_TRAINING, "model": "LstmModel", "lstm_cells": 1024, "lstm_layers": 2,
          "batch_size": 128, "video_level_classifier_model": "MoeModel", "moe_num_mixtures": 2, "l2_penalty": 1e-8,
-         "max_steps": 400000},
+         "iterations": 150, "lstm_random_sequence": True, "max_steps": 400000},
         data="2017 (4716 classes)"),
     "nextvlad/single": _row(
         {**NEXTVLAD, "model": "NeXtVLADModel"},

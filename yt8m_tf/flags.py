@@ -28,7 +28,7 @@ MODEL_FLAGS = (
     "nextvlad_cluster_size", "nextvlad_hidden_size", "groups", "expansion", "drop_rate", "gating_reduction",
     "mix_number", "cl_temperature", "cl_lambda",
     "use_context_gate_cluster_layer", "context_gate_cluster_bottleneck_size", "use_input_context_gate",
-    "use_output_context_gate",
+    "use_output_context_gate", "lstm_random_sequence",
 )
 
 
@@ -101,7 +101,9 @@ def define_model_flags(flag_values=FLAGS):
     flags.DEFINE_integer("lstm_cells", 1024, "LSTM cell size d (paper 1152).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_float("lstm_dropout", 0.0, "Dropout rate on the LSTM outputs.", lower_bound=0.0, upper_bound=0.99, flag_values=flag_values)
-    flags.DEFINE_integer("iterations", 30, "Frames sampled per video by DbofModel (starter code).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("iterations", 30, "Frames sampled per video by DbofModel (starter code), the WILLOW "
+                         "poolings and, with --lstm_random_sequence, the LSTM / GRU models.", lower_bound=1,
+                         flag_values=flag_values)
     flags.DEFINE_bool("sample_random_frames", True, "DbofModel samples random frames (else a random sequence).", flag_values=flag_values)
     flags.DEFINE_integer("dbof_cluster_size", 8192, "DBoF cluster (projection) size.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("dbof_hidden_size", 1024, "DBoF hidden layer size.", lower_bound=1, flag_values=flag_values)
@@ -156,6 +158,9 @@ def _define_competition_flags(flag_values):
                       "--netvlad_relu; DbofModel uses --dbof_activation).", flag_values=flag_values)
     flags.DEFINE_bool("softdbof_maxpool", False, "SoftDBoWModel also max-pools the soft assignments.",
                       flag_values=flag_values)
+    flags.DEFINE_bool("lstm_random_sequence", False, "LSTM / GRU models read --iterations frames drawn at random "
+                      "from each video, in the order drawn, instead of all frames in order (WILLOW's LstmModel: "
+                      "150). Evaluation takes a fixed, evenly spread draw.", flag_values=flag_values)
     flags.DEFINE_integer("gru_cells", 1024, "GRU width of GruModel / BiGruModel.", lower_bound=2,
                          flag_values=flag_values)
     flags.DEFINE_integer("gru_layers", 2, "GRU layers of GruModel / BiGruModel (the bidirectional one included).",

@@ -30,7 +30,7 @@ LATER_DEFAULTS = {
     "gating_reduction": 8, "mix_number": 3, "cl_temperature": 2.0, "cl_lambda": 1.0,
     # Model Garden's optional context gates
     "use_context_gate_cluster_layer": False, "context_gate_cluster_bottleneck_size": 0,
-    "use_input_context_gate": False, "use_output_context_gate": False,
+    "use_input_context_gate": False, "use_output_context_gate": False, "lstm_random_sequence": False,
 }
 
 
@@ -39,7 +39,7 @@ LATER_DEFAULTS = {
 WEIGHTLESS_SETTINGS = (
     "label_loss", "huber_delta", "label_smoothing", "focal_gamma_neg", "center_loss_lambda", "l2_penalty",
     "mlp_dropout", "mlp_input_noise", "lstm_dropout", "noise_scale", "iterations", "sample_random_frames", "knn_k",
-    "knn_temperature", "knn_weight", "knn_output_temperature", "ema_decay",
+    "knn_temperature", "knn_weight", "knn_output_temperature", "ema_decay", "lstm_random_sequence",
 )
 
 
@@ -51,11 +51,17 @@ def _sizes(text):
     return tuple(int(s) for s in str(text).split(",") if s.strip())
 
 
+def _sequence_samples(s):
+    """Frames a recurrent pooling draws per video: --iterations with WILLOW's --lstm_random_sequence, else 0."""
+    return s["iterations"] if _get(s, "lstm_random_sequence") else 0
+
+
 def _lstm(s, build, **variant):
     sums = variant.get("use_input_sum") or variant.get("use_output_sum")
     return pooling.LSTMPooling(units=s["lstm_cells"], num_layers=s["lstm_layers"], dropout=s["lstm_dropout"],
                                l2_normalize_sums=bool(sums and s["pooling_l2_normalize"]),
-                               use_cudnn=False if build.get("jit_compile") else "auto", **variant)
+                               use_cudnn=False if build.get("jit_compile") else "auto",
+                               sample_frames=_sequence_samples(s), **variant)
 
 
 def _streams(s):
@@ -82,9 +88,10 @@ def _nextvlad_args(s):
                 gating_reduction=_get(s, "gating_reduction"), dropout=_get(s, "drop_rate"))
 
 
-def _recurrent(cell, units, layers, build, **options):
+def _recurrent(s, cell, units, layers, build, **options):
     return pooling.RecurrentPooling(cell, units=units, num_layers=layers,
-                                    use_cudnn=False if build.get("jit_compile") else "auto", **options)
+                                    use_cudnn=False if build.get("jit_compile") else "auto",
+                                    sample_frames=_sequence_samples(s), **options)
 
 
 # Frame-level poolings g (paper 2.2 and the starter-code baselines): name -> builder(settings, build options).
@@ -120,12 +127,12 @@ POOLINGS = {
                                        couple_weights=_get(s, "fv_couple_weights")),
     "SoftDBoWModel": lambda s, b: _willow(s, pooling.SoftDBoW, "dbof_cluster_size", "dbof_hidden_size", "dbof_relu",
                                           audio_divisor=8, max_pool=_get(s, "softdbof_maxpool")),
-    "GruModel": lambda s, b: _recurrent("gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b),
+    "GruModel": lambda s, b: _recurrent(s, "gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b),
     # NeXtVLAD 2018 (3rd place); the 2018 1st place's bidirectional RNNs.
     "NeXtVLADModel": lambda s, b: pooling.NeXtVLADPooling(**_nextvlad_args(s)),
-    "BiGruModel": lambda s, b: _recurrent("gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b,
+    "BiGruModel": lambda s, b: _recurrent(s, "gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b,
                                           bidirectional=True, all_layer_states=False),
-    "BiLstmModel": lambda s, b: _recurrent("lstm", s["lstm_cells"], s["lstm_layers"], b, bidirectional=True,
+    "BiLstmModel": lambda s, b: _recurrent(s, "lstm", s["lstm_cells"], s["lstm_layers"], b, bidirectional=True,
                                            all_layer_states=False),
 }
 
@@ -182,6 +189,8 @@ FRAME_HEADS = {
          for m in range(_get(s, "mix_number"))]),
 }
 
+RECURRENT_POOLINGS = ("LstmModel", "LstmMModel", "LstmMOModel", "LstmMOLNModel", "GruModel", "BiGruModel",
+                      "BiLstmModel")
 MODEL_NAMES = sorted(POOLINGS) + sorted(CLASSIFIERS) + sorted(FRAME_HEADS)
 FIXED_POOLINGS = ("MeanPoolingModel", "MaxPoolingModel")  # no weights: a video's pooled input never changes
 
@@ -270,6 +279,9 @@ def _check_winners_settings(settings):
         if _get(settings, "nextvlad_hidden_size") // _get(settings, "gating_reduction") < 1:
             raise ModelSettingsError(f"--gating_reduction {_get(settings, 'gating_reduction')} is larger than "
                                      f"--nextvlad_hidden_size {_get(settings, 'nextvlad_hidden_size')}")
+    if _get(settings, "lstm_random_sequence") and name not in RECURRENT_POOLINGS:
+        raise ModelSettingsError(f"--lstm_random_sequence feeds sampled frames to a recurrent pooling "
+                                 f"({', '.join(RECURRENT_POOLINGS)}); --model is {name}")
     if _get(settings, "use_context_gate_cluster_layer") and name != "DbofModel":
         raise ModelSettingsError(f"--use_context_gate_cluster_layer gates DbofModel's cluster layer; --model is {name}")
     head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]

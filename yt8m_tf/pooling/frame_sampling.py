@@ -37,11 +37,15 @@ def sample_random_frames(frames, num_frames, num_samples, seed=None):
     Returns:
         (B, K, D): every row a valid frame of its video; all zeros for a 0-frame video.
     """
-    count = ops.cast(num_frames, "int32")
     uniform = keras.random.uniform((ops.shape(frames)[0], num_samples), seed=seed)
-    index = ops.cast(ops.floor(uniform * ops.cast(ops.expand_dims(count, 1), uniform.dtype)), "int32")
-    index = ops.minimum(index, ops.expand_dims(ops.maximum(count - 1, 0), 1))
-    return _gather_frames(frames, num_frames, ops.maximum(index, 0))
+    return _gather_frames(frames, num_frames, _uniform_index(uniform, num_frames))
+
+
+def _uniform_index(uniform, num_frames):
+    """(B, K) u in [0, 1) -> frame indices floor(u * num_frames), clipped to [0, num_frames - 1]."""
+    count = ops.expand_dims(ops.cast(num_frames, "int32"), 1)
+    index = ops.cast(ops.floor(uniform * ops.cast(count, uniform.dtype)), "int32")
+    return ops.maximum(ops.minimum(index, count - 1), 0)
 
 
 def sample_random_sequence(frames, num_frames, num_samples, seed=None):
@@ -84,3 +88,30 @@ def frames_to_pool(frames, num_frames, sample_frames, random_frames=True, traini
     sampled = sampler(frames, num_frames, sample_frames, seed=seed)
     has_frames = ops.expand_dims(ops.cast(num_frames, "int32") > 0, 1)
     return ops.broadcast_to(has_frames, (ops.shape(sampled)[0], sample_frames)), sampled
+
+
+# frac(k / golden ratio): the points of a Kronecker sequence, spread evenly over [0, 1) in a scrambled order.
+_GOLDEN = 0.6180339887498949
+
+
+def sample_sequence_input(frames, num_frames, num_samples, training=None, seed=None):
+    """WILLOW's `--lstm_random_sequence` input of a recurrent pooling: K frames drawn uniformly with replacement,
+    in the order drawn, and the run length min(num_frames, K).
+
+    WILLOW's `LstmModel` / `GruModel` fed `SampleRandomFrames(frames, num_frames, iterations)` to a `dynamic_rnn`
+    with `sequence_length=num_frames`, which therefore stops after num_frames of the K samples for short videos.
+    Training draws afresh (`sample_random_frames`). Evaluation (training falsy) takes fixed points instead of
+    random ones (WILLOW drew at test time too): u_k = frac((k + 1) / golden ratio), k < K, so a video's frames
+    do not depend on the run, the batch or the replica, are spread over the whole video and still unordered.
+
+    Returns:
+        (frames (B, K, D), num_frames (B,) int32).
+    """
+    count = ops.cast(num_frames, "int32")
+    if training:
+        sampled = sample_random_frames(frames, count, num_samples, seed=seed)
+    else:
+        points = ops.mod(ops.arange(1, num_samples + 1, dtype="float32") * _GOLDEN, 1.0)
+        uniform = ops.broadcast_to(ops.expand_dims(points, 0), (ops.shape(frames)[0], num_samples))
+        sampled = _gather_frames(frames, count, _uniform_index(uniform, count))
+    return sampled, ops.minimum(count, num_samples)

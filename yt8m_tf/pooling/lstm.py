@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from yt8m_tf.masking import frame_mask, masked_sum
+from yt8m_tf.pooling.frame_sampling import sample_sequence_input
 from yt8m_tf.pooling.layer_norm_lstm_cell import LayerNormLSTMCell
 from yt8m_tf.pooling.utils import l2_normalize, valid_frames
 
@@ -63,7 +64,9 @@ class LSTMPooling(keras.layers.Layer):
             Default False (the paper's equations).
         all_layer_states: bool, see above.
         use_cudnn: "auto" or True: run `keras.layers.LSTM` (non-LN only); False: the layer's own loop (above).
-        seed: int or None, dropout seed.
+        sample_frames: int K; > 0 runs over K frames drawn from each video instead of its frames in order (WILLOW's
+            `--lstm_random_sequence` with `--iterations`, `frame_sampling.sample_sequence_input`). 0: off.
+        seed: int or None, dropout and sampling seed.
 
     Input: `frames` (B, T, D) float, `num_frames` (B,) int.
     Output: (B, output_dim(D)), the pieces in the order c_T, s_T (per layer if `all_layer_states`), M_l, O_l.
@@ -72,9 +75,10 @@ class LSTMPooling(keras.layers.Layer):
 
     def __init__(self, units=1152, num_layers=1, use_input_sum=False, use_output_sum=False, layer_norm=False,
                  dropout=0.0, recurrent_dropout=0.0, l2_normalize_sums=False, all_layer_states=False,
-                 use_cudnn="auto", seed=None, **kwargs):
+                 use_cudnn="auto", sample_frames=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.sample_frames = sample_frames
         self.num_layers = num_layers
         self.use_input_sum = use_input_sum
         self.use_output_sum = use_output_sum
@@ -160,6 +164,9 @@ class LSTMPooling(keras.layers.Layer):
         return [(c, h) for h, c in states], ops.cast(total, dtype)
 
     def call(self, frames, num_frames, training=None):
+        if self.sample_frames:
+            frames, num_frames = sample_sequence_input(frames, num_frames, self.sample_frames, training,
+                                                       seed=self.seed_generator)
         mask, frames = valid_frames(frames, num_frames)
         count = ops.cast(num_frames, "int32")
         run_mask = frame_mask(ops.maximum(count, 1), ops.shape(frames)[1], dtype="bool")
@@ -216,6 +223,7 @@ class LSTMPooling(keras.layers.Layer):
             "l2_normalize_sums": self.l2_normalize_sums,
             "all_layer_states": self.all_layer_states,
             "use_cudnn": self.use_cudnn,
+            "sample_frames": self.sample_frames,
             "seed": self.seed,
         })
         return config

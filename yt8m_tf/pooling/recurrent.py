@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from yt8m_tf.masking import frame_mask
+from yt8m_tf.pooling.frame_sampling import sample_sequence_input
 from yt8m_tf.pooling.utils import valid_frames
 
 CELLS = ("gru", "lstm")
@@ -37,6 +38,9 @@ class RecurrentPooling(keras.layers.Layer):
         bidirectional: bool, see above.
         all_layer_states: bool, see above.
         use_cudnn: "auto", True or False, passed to the Keras layers.
+        sample_frames: int K; > 0 runs over K frames drawn from each video instead of its frames in order (WILLOW's
+            `--lstm_random_sequence` with `--iterations`, `frame_sampling.sample_sequence_input`). 0: off.
+        seed: int or None, seed of that sampling.
 
     Input: `frames` (B, T, D) float, `num_frames` (B,) int. Output: (B, output_dim(D)).
     Mask: padded frames never update a state (the backward direction starts at each video's last valid frame);
@@ -44,7 +48,7 @@ class RecurrentPooling(keras.layers.Layer):
     """
 
     def __init__(self, cell="gru", units=1024, num_layers=2, bidirectional=False, all_layer_states=True,
-                 use_cudnn="auto", **kwargs):
+                 use_cudnn="auto", sample_frames=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
@@ -56,6 +60,9 @@ class RecurrentPooling(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.all_layer_states = all_layer_states
         self.use_cudnn = use_cudnn
+        self.sample_frames = sample_frames
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if sample_frames else None
         self.rnns = []
         for k in range(num_layers):
             width = units // 2 if (bidirectional and k == 0) else units
@@ -78,6 +85,9 @@ class RecurrentPooling(keras.layers.Layer):
             width = self.units
 
     def call(self, frames, num_frames, training=None):
+        if self.sample_frames:
+            frames, num_frames = sample_sequence_input(frames, num_frames, self.sample_frames, training,
+                                                       seed=self.seed_generator)
         _, x = valid_frames(frames, num_frames)
         count = ops.cast(num_frames, "int32")
         run_mask = frame_mask(ops.maximum(count, 1), ops.shape(frames)[1], dtype="bool")
@@ -107,5 +117,7 @@ class RecurrentPooling(keras.layers.Layer):
             "bidirectional": self.bidirectional,
             "all_layer_states": self.all_layer_states,
             "use_cudnn": self.use_cudnn,
+            "sample_frames": self.sample_frames,
+            "seed": self.seed,
         })
         return config
