@@ -45,6 +45,10 @@ def test_presets_are_listed_and_set_only_known_flags():
     assert (mix["mix_number"], mix["nextvlad_cluster_size"], mix["groups"], mix["nextvlad_hidden_size"],
             mix["gating_reduction"], mix["drop_rate"], mix["cl_temperature"], mix["cl_lambda"], mix["batch_size"],
             mix["l2_penalty"]) == (3, 112, 8, 2048, 16, 0.5, 3.0, 9.0, 160, 1e-5)
+    bigru = presets.PRESETS["skalic/bigru-gated"]  # runme.md "Gated GRU model": 256 per tower x 2 GPUs
+    assert (bigru["model"], bigru["gru_cells"], bigru["gating"], bigru["moe_prob_gating"], bigru["batch_size"],
+            bigru["num_epochs"]) == ("BiGruModel", 1024, True, True, 512, 7)
+    assert registry.make_layers(preset_settings("skalic/bigru-gated"))[0].gating
     lstm = presets.PRESETS["willow/lstm"]  # README: --iterations=150 --lstm_random_sequence=True
     assert (lstm["iterations"], lstm["lstm_random_sequence"], lstm["batch_size"]) == (150, True, 128)
     assert registry.make_layers(preset_settings("willow/lstm"))[0].sample_frames == 150
@@ -107,6 +111,9 @@ def test_published_parameter_counts():
     assert counts["nextvlad/single"] == 78_643_170
     # The mixture: three such members, the gate's batch norm (2 x 1152) and dense layer (1152 x 3 + 3).
     assert counts["nextvlad/mix3"] == 3 * 78_643_170 + 2 * 1152 + 1152 * 3 + 3
+    # The 2018 winners' Lstmbidirect (no published count), by hand: 2 directions x 4 x 512 x (1152 + 512 + 1),
+    # an LSTM of 1024 on 1024: 4 x 1024 x (2 x 1024 + 1), the logistic head 1024 x 3862 + 3862.
+    assert count_weights(preset_settings("skalic/bilstm")) == 6_819_840 + 8_392_704 + 3_958_550
 
 
 @pytest.fixture(scope="module")

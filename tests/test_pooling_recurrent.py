@@ -55,7 +55,11 @@ def _numpy_pooling(layer, frames, num_frames):
             else:
                 xs, state = _numpy_rnn(xs, rnn, layer.cell)
             states.append(state)
-        pooled.append(np.concatenate(states) if layer.all_layer_states else states[-1])
+        state = np.concatenate(states) if layer.all_layer_states else states[-1]
+        if layer.gating:  # x * sigmoid(x W + b)
+            gate = layer.context_gating
+            state = state * _sigmoid(state @ np.asarray(gate.gating_weights) + np.asarray(gate.gating_biases))
+        pooled.append(state)
     return np.stack(pooled)
 
 
@@ -74,11 +78,16 @@ def test_bidirectional_gru_layer_contract():
     # layer of `units`; the top layer's state (GRU h, LSTM c).
     dict(cell="gru", num_layers=2, bidirectional=True, all_layer_states=False),
     dict(cell="lstm", num_layers=2, bidirectional=True, all_layer_states=False),
+    # Their gated GRUbidirect: Context Gating (bias, no batch norm) of the top state.
+    dict(cell="gru", num_layers=2, bidirectional=True, all_layer_states=False, gating=True),
 ])
 def test_recurrent_pooling_matches_numpy(kwargs):
     frames, num_frames = _batch(seed=1)
     layer = RecurrentPooling(units=UNITS, **kwargs)
     out = np.asarray(layer(frames, num_frames))
+    if layer.gating:
+        test_pooling_vlad._randomize(layer.context_gating)
+        out = np.asarray(layer(frames, num_frames))
     assert out.shape == (4, layer.output_dim(D))
     assert_padding_invariant(layer, frames, num_frames)
     if kwargs.get("bidirectional"):

@@ -7,7 +7,9 @@ commands; tests/test_competition_presets.py trains every one for 2 steps.
 Sources: WILLOW (Miech et al. 2017, 1st of 650 in 2017): antoine77340/Youtube-8M-WILLOW README commands and
 train.py defaults (Adam, lr decay 0.9 every 4M examples, 15 epochs unless a command says otherwise). NeXtVLAD
 (Lin et al. 2018, 3rd of 394 in 2018): the paper's section 4.2 (Adam 2e-4, batch 160, l2 1e-5 on the classifier,
-dropout 0.5; final models 15 epochs with lr x0.9 every 2.5M examples) and Tables 1-2. Model Garden: tensorflow/models
+dropout 0.5; final models 15 epochs with lr x0.9 every 2.5M examples) and Tables 1-2. Skalic & Austin (1st of 394
+in 2018, "Next top GB model"): miha-skalic/youtube8mchallenge runme.md commands and train.py defaults (Adam, lr x0.95
+every 4M examples; `--batch_size` per GPU tower, 2 towers). Model Garden: tensorflow/models
 official/projects/yt8m/configs/yt8m.py (`DbofModel`, `MoeModel`, `yt8m_experiment`).
 """
 
@@ -28,6 +30,14 @@ NEXTVLAD_TRAINING = {"optimizer": "AdamOptimizer", "batch_size": 160, "base_lear
 NEXTVLAD = {**FRAME_INPUT, **NEXTVLAD_TRAINING, "video_level_classifier_model": "LogisticModel",
             "l2_penalty": 1e-5, "nextvlad_cluster_size": 112, "groups": 8, "expansion": 2,
             "nextvlad_hidden_size": 2048, "gating_reduction": 16, "drop_rate": 0.5}
+
+
+# ---- 2018 1st place (Skalic & Austin) ----------------------------------------------------------------------------
+# runme.md: --batch_size=256 --num_gpu 2 (the starter's per-tower batch: 512 in all) --base_learning_rate=0.0002
+# --lstm_cells=1024 --num_epochs=7; the starter's lr decay and MoE defaults (MoE-2, --moe_l2=1e-8).
+SKALIC_TRAINING = {"optimizer": "AdamOptimizer", "batch_size": 512, "base_learning_rate": 0.0002,
+                   "learning_rate_decay": 0.95, "learning_rate_decay_examples": 4000000, "num_epochs": 7}
+SKALIC = {**FRAME_INPUT, **SKALIC_TRAINING, "l2_penalty": 1e-8, "moe_num_mixtures": 2}
 
 
 def _row(preset, gap=None, measured_on="", data="", parameters=None):
@@ -75,6 +85,21 @@ ROWS = {
         {**NEXTVLAD, "model": "MixNeXtVLADModel", "mix_number": 3, "cl_temperature": 3.0, "cl_lambda": 9.0},
         gap=0.88722, measured_on="Kaggle 2018 private leaderboard (paper Table 2, 460k steps)",
         data="2018 (3862 classes)", parameters=237e6),
+    # Their Lstmbidirect: a bidirectional LSTM of 2 x 512, then an LSTM of 1024; the top cell state c classified.
+    "skalic/bilstm": _row(
+        {**SKALIC, "model": "BiLstmModel", "lstm_cells": 1024, "lstm_layers": 2,
+         "video_level_classifier_model": "LogisticModel"},
+        data="2018 (3862 classes)"),
+    "skalic/bilstm-moe": _row(
+        {**SKALIC, "model": "BiLstmModel", "lstm_cells": 1024, "lstm_layers": 2,
+         "video_level_classifier_model": "MoeModel"},
+        data="2018 (3862 classes)"),
+    # Their gated GRUbidirect ("Gated GRU model"): GRUs as above (width from --lstm_cells), Context Gating of the
+    # top state, MoE with WILLOW's probability gating.
+    "skalic/bigru-gated": _row(
+        {**SKALIC, "model": "BiGruModel", "gru_cells": 1024, "gru_layers": 2, "gating": True,
+         "video_level_classifier_model": "MoeModel", "moe_prob_gating": True},
+        data="2018 (3862 classes)"),
     # Model Garden's DBoF (official TF2 port): DbofModel + MoeModel defaults and yt8m_experiment's trainer
     # (TPU batch 32 x 32 = 1024, lr 1e-4 x 1024/512, x0.95 every 1.5 epochs of 3,888,919 videos, 500 warmup steps,
     # 100 epochs, L2 1e-5, Keras Adam epsilon 1e-7). Its optional context gates are off by default, as here.

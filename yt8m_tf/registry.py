@@ -91,7 +91,7 @@ def _nextvlad_args(s):
 def _recurrent(s, cell, units, layers, build, **options):
     return pooling.RecurrentPooling(cell, units=units, num_layers=layers,
                                     use_cudnn=False if build.get("jit_compile") else "auto",
-                                    sample_frames=_sequence_samples(s), **options)
+                                    gating=_get(s, "gating"), sample_frames=_sequence_samples(s), **options)
 
 
 # Frame-level poolings g (paper 2.2 and the starter-code baselines): name -> builder(settings, build options).

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from yt8m_tf.masking import frame_mask
+from yt8m_tf.pooling.context_gating import ContextGating
 from yt8m_tf.pooling.frame_sampling import sample_sequence_input
 from yt8m_tf.pooling.utils import valid_frames
 
@@ -38,6 +39,8 @@ class RecurrentPooling(keras.layers.Layer):
         bidirectional: bool, see above.
         all_layer_states: bool, see above.
         use_cudnn: "auto", True or False, passed to the Keras layers.
+        gating: bool, Context Gating of the pooled state, x * sigmoid(x W + b) (no batch norm: the 2018 winners'
+            `GRUbidirect` with `--gating`; its bias started N(0, 1/d), here 0).
         sample_frames: int K; > 0 runs over K frames drawn from each video instead of its frames in order (WILLOW's
             `--lstm_random_sequence` with `--iterations`, `frame_sampling.sample_sequence_input`). 0: off.
         seed: int or None, seed of that sampling.
@@ -48,7 +51,7 @@ class RecurrentPooling(keras.layers.Layer):
     """
 
     def __init__(self, cell="gru", units=1024, num_layers=2, bidirectional=False, all_layer_states=True,
-                 use_cudnn="auto", sample_frames=0, seed=None, **kwargs):
+                 use_cudnn="auto", gating=False, sample_frames=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
@@ -60,6 +63,9 @@ class RecurrentPooling(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.all_layer_states = all_layer_states
         self.use_cudnn = use_cudnn
+        self.gating = gating
+        self.context_gating = (ContextGating(add_batch_norm=False, dtype=self.dtype_policy, name="context_gating")
+                               if gating else None)
         self.sample_frames = sample_frames
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if sample_frames else None
@@ -83,6 +89,8 @@ class RecurrentPooling(keras.layers.Layer):
         for rnn in self.rnns:
             rnn.build((None, None, width))
             width = self.units
+        if self.context_gating is not None:
+            self.context_gating.build((None, self.output_dim(frames_shape[-1])))
 
     def call(self, frames, num_frames, training=None):
         if self.sample_frames:
@@ -96,6 +104,8 @@ class RecurrentPooling(keras.layers.Layer):
             x, *final = rnn(x, mask=run_mask, training=training)
             states.append(self._state(final, bidirectional=isinstance(rnn, keras.layers.Bidirectional)))
         pooled = ops.concatenate(states, axis=-1) if self.all_layer_states else states[-1]
+        if self.context_gating is not None:
+            pooled = self.context_gating(pooled, training=training)
         return ops.where(ops.expand_dims(count > 0, -1), pooled, ops.zeros_like(pooled))
 
     def _state(self, final, bidirectional):
@@ -117,6 +127,7 @@ class RecurrentPooling(keras.layers.Layer):
             "bidirectional": self.bidirectional,
             "all_layer_states": self.all_layer_states,
             "use_cudnn": self.use_cudnn,
+            "gating": self.gating,
             "sample_frames": self.sample_frames,
             "seed": self.seed,
         })
