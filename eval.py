@@ -15,7 +15,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 import readers  # noqa: E402
-from yt8m_tf import atomic, losses, metrics as metrics_lib, registry  # noqa: E402
+from yt8m_tf import atomic, label_stats, losses, metrics as metrics_lib, registry  # noqa: E402
 from yt8m_tf.training import evaluation, summaries, train_dir as train_dir_lib  # noqa: E402
 
 flags.DEFINE_string("eval_data_pattern", "", "Evaluation TFRecords (glob, comma-separated, local or gs://).")
@@ -110,13 +110,20 @@ def _evaluate_segments(model, data, loss_fn, accumulator, per_class=True):
     return accumulator.get()
 
 
+def _vocabulary():
+    """--vocabulary_file's class names and training counts (None without the flag)."""
+    if not FLAGS.vocabulary_file:
+        return None
+    return label_stats.read_vocabulary(FLAGS.vocabulary_file, ["Index", "TrainVideoCount", "Name"])
+
+
 def _write_class_report(aps, accumulator):
     import numpy as np
     import pandas as pd
 
     report = pd.DataFrame({"class": np.arange(len(aps)), "ap": aps, "positives": accumulator.class_positives})
-    if FLAGS.vocabulary_file:
-        vocabulary = pd.read_csv(FLAGS.vocabulary_file, usecols=["Index", "TrainVideoCount", "Name"])
+    vocabulary = _vocabulary()
+    if vocabulary is not None:
         report = report.merge(vocabulary.rename(columns={"Index": "class"}), on="class", how="left")
     with atomic.AtomicFile(FLAGS.class_report, "w", "--class_report") as f:
         report.to_csv(f, index=False)
@@ -165,6 +172,7 @@ def main(argv):
         readers.files.check_truncation(files)
     for flag in ("output_metrics", "class_report", "class_report_plot"):  # before the evaluation, not after it
         atomic.check_writable(FLAGS[flag].value, f"--{flag}")
+    _vocabulary()  # a missing or wrong --vocabulary_file stops here, not after the evaluation
     train_dir_lib.read_settings(FLAGS.train_dir)
     if FLAGS.run_once:
         if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):

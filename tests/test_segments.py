@@ -124,13 +124,19 @@ def test_fine_tuning_flags_take_the_source_model_and_it_writes_the_2019_csv(data
     assert trainer.train(settings, options)["step"] == 2
     # eval.py --segment_labels: MAP@100K and the per-class segment APs it averages.
     report, metrics_file = tmp_path / "aps.csv", tmp_path / "m.json"
+    vocabulary = tmp_path / "vocabulary.csv"  # the official columns, rows out of Index order as in the real file
+    vocabulary.write_text("Index,TrainVideoCount,Name,Vertical1\n" + "".join(
+        f"{i},{100 - i},class {i},Arts\n" for i in reversed(range(cli.CLASSES))))
     cli.run("eval.py", f"--train_dir={tuned}", f"--eval_data_pattern={data['validate']}", "--segment_labels",
-            "--run_once", f"--class_report={report}", f"--output_metrics={metrics_file}")
+            "--run_once", f"--class_report={report}", f"--output_metrics={metrics_file}",
+            f"--vocabulary_file={vocabulary}")
     expected = _segment_metrics(tuned, data["validate"])
     assert json.loads(metrics_file.read_text())["segment_map"] == pytest.approx(expected.get()["segment_map"],
                                                                                  rel=1e-6)
     rows = report.read_text().splitlines()
-    assert rows[0] == "class,ap,positives" and len(rows) == cli.CLASSES + 1
+    assert rows[0] == "class,ap,positives,TrainVideoCount,Name" and len(rows) == cli.CLASSES + 1
+    assert [r.split(",", 1)[0] + "," + r.rsplit(",", 2)[-2] for r in rows[1:3]] == ["0,100", "1,99"]
+    assert rows[2].endswith(",class 1")
     aps = np.array([float(r.split(",")[1]) if r.split(",")[1] else np.nan for r in rows[1:]])
     np.testing.assert_allclose(aps, expected.class_average_precisions(), rtol=1e-6)
     whitelist = tmp_path / "segment_label_ids.csv"

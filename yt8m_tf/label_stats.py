@@ -71,7 +71,7 @@ from readers.files import ReaderError  # noqa: E402
 from yt8m_tf import atomic  # noqa: E402
 from yt8m_tf.label_processing import normalize_correlation  # noqa: E402
 
-__all__ = ["LabelStatsError", "DEFAULT_METHOD", "METHODS", "FILES", "compute", "save", "load", "load_class_counts",
+__all__ = ["LabelStatsError", "DEFAULT_METHOD", "METHODS", "FILES", "compute", "save", "load", "load_class_counts", "read_vocabulary",
            "for_training", "main"]
 
 DEFAULT_METHOD = "row"
@@ -337,6 +337,21 @@ def load(directory, keys=("class_counts", "correlation")):
     return out
 
 
+def read_vocabulary(path, columns):
+    """The `columns` of an official vocabulary.csv (local or gs://, read through tf.io.gfile) as a DataFrame; a
+    one-line LabelStatsError when the file is missing or lacks them."""
+    import pandas as pd
+
+    if not _exists(path):
+        raise LabelStatsError(f"vocabulary file '{path}' not found")
+    with tf.io.gfile.GFile(path, "r") as f:
+        try:
+            return pd.read_csv(f, usecols=list(columns))
+        except ValueError as e:
+            raise LabelStatsError(f"'{path}' is not a YouTube-8M vocabulary.csv with {', '.join(columns)} columns "
+                                  f"({str(e).splitlines()[0]})") from None
+
+
 def load_class_counts(path, num_classes):
     """S(y) as int64 [num_classes] from a class_counts.npy, a directory holding one, or an official vocabulary.csv
     (column TrainVideoCount, placed by column Index; the rows are not in Index order)."""
@@ -344,16 +359,7 @@ def load_class_counts(path, num_classes):
     if tf.io.gfile.isdir(path):
         path = _join(path, COUNTS_FILE)
     if path.lower().endswith(".csv"):
-        import pandas as pd
-
-        if not _exists(path):
-            raise LabelStatsError(f"vocabulary file '{path}' not found")
-        with tf.io.gfile.GFile(path, "r") as f:
-            try:
-                table = pd.read_csv(f, usecols=["Index", "TrainVideoCount"])
-            except ValueError as e:
-                raise LabelStatsError(f"'{path}' is not a YouTube-8M vocabulary.csv with Index and TrainVideoCount "
-                                      f"columns ({str(e).splitlines()[0]})") from None
+        table = read_vocabulary(path, ["Index", "TrainVideoCount"])
         index = table["Index"].to_numpy()
         if len(table) != num_classes or np.unique(index).size != len(index) or index.min() != 0 \
                 or index.max() != num_classes - 1:
