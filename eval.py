@@ -36,8 +36,9 @@ flags.DEFINE_string("class_report_plot", "", "Write a PNG of per-class AP agains
 FLAGS = flags.FLAGS
 
 
-def evaluate_checkpoint(path, files):
-    """Evaluates one checkpoint (the latest when `path` is None) on `files`, the --eval_data_pattern's."""
+def evaluate_checkpoint(path, files, vocabulary=None):
+    """Evaluates one checkpoint (the latest when `path` is None) on `files`, the --eval_data_pattern's;
+    `vocabulary`: --vocabulary_file's table for the class report."""
     model, settings, step = train_dir_lib.load_trained_model(FLAGS.train_dir, checkpoint=path)
     if FLAGS.top_k > settings["num_classes"]:
         cli.fail(f"--top_k {FLAGS.top_k} is larger than the model's {settings['num_classes']} classes")
@@ -59,7 +60,7 @@ def evaluate_checkpoint(path, files):
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         raise readers.ReaderError(readers.describe_error(e, files)) from None
     if FLAGS.class_report:  # segments: each class's segment AP@100K, the terms of segment_map
-        _write_class_report(accumulator.class_average_precisions(), accumulator)
+        _write_class_report(accumulator.class_average_precisions(), accumulator, vocabulary)
     results["global_step"] = step
     seconds = time.time() - started
     print(f"step {step}: " + " | ".join(f"{k} {results[k]:.4f}" for k in evaluation.SUMMARY_KEYS)
@@ -110,19 +111,11 @@ def _evaluate_segments(model, data, loss_fn, accumulator, per_class=True):
     return accumulator.get()
 
 
-def _vocabulary():
-    """--vocabulary_file's class names and training counts (None without the flag)."""
-    if not FLAGS.vocabulary_file:
-        return None
-    return label_stats.read_vocabulary(FLAGS.vocabulary_file, ["Index", "TrainVideoCount", "Name"])
-
-
-def _write_class_report(aps, accumulator):
+def _write_class_report(aps, accumulator, vocabulary):
     import numpy as np
     import pandas as pd
 
     report = pd.DataFrame({"class": np.arange(len(aps)), "ap": aps, "positives": accumulator.class_positives})
-    vocabulary = _vocabulary()
     if vocabulary is not None:
         report = report.merge(vocabulary.rename(columns={"Index": "class"}), on="class", how="left")
     with atomic.AtomicFile(FLAGS.class_report, "w", "--class_report") as f:
@@ -172,18 +165,22 @@ def main(argv):
         readers.files.check_truncation(files)
     for flag in ("output_metrics", "class_report", "class_report_plot"):  # before the evaluation, not after it
         atomic.check_writable(FLAGS[flag].value, f"--{flag}")
-    _vocabulary()  # a missing or wrong --vocabulary_file stops here, not after the evaluation
+    if FLAGS.vocabulary_file and not FLAGS.class_report:
+        cli.fail("--vocabulary_file names the classes of --class_report: pass --class_report too")
+    # read before the evaluation: a missing or wrong file stops here, not after it
+    vocabulary = label_stats.read_vocabulary(FLAGS.vocabulary_file, ["Index", "TrainVideoCount", "Name"]) \
+        if FLAGS.vocabulary_file else None
     train_dir_lib.read_settings(FLAGS.train_dir)
     if FLAGS.run_once:
         if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
             cli.fail(f"--train_dir '{FLAGS.train_dir}' has no checkpoint yet (train.py writes one every "
                      "--checkpoint_steps steps and at the end)")
-        evaluate_checkpoint(None, files)
+        evaluate_checkpoint(None, files, vocabulary)
         return
     if not train_dir_lib.latest_checkpoint(FLAGS.train_dir):
         print(f"waiting for a checkpoint in '{FLAGS.train_dir}' (every {FLAGS.wait_seconds} s)", flush=True)
     for path in tf.train.checkpoints_iterator(FLAGS.train_dir, min_interval_secs=FLAGS.wait_seconds):
-        evaluate_checkpoint(path, files)
+        evaluate_checkpoint(path, files, vocabulary)
 
 
 if __name__ == "__main__":

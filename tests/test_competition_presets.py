@@ -68,6 +68,9 @@ def test_presets_are_listed_and_set_only_known_flags():
      "--use_input_context_gate gates MoeModel"),
     (dict(model="DbofModel", use_output_context_gate=True, moe_prob_gating=True), "pick one"),
     (dict(model="NetVLADModel", lstm_random_sequence=True), "--lstm_random_sequence feeds"),
+    (dict(model="FrameLevelLogisticModel", use_input_context_gate=True), "classifies with LogisticModel"),
+    (dict(model="MixNeXtVLADModel", use_output_context_gate=True), "classifies with MixNeXtVLADModel"),
+    (dict(model="DbofModel", context_gate_cluster_bottleneck_size=8), "which is off"),
 ])
 def test_bad_settings_are_one_line_errors(overrides, message):
     settings = flags_lib.default_model_settings(frame_features=True, feature_names="rgb,audio", **overrides)

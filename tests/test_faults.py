@@ -116,6 +116,8 @@ def test_programs_report_bad_input_in_one_line_and_write_nothing(data, tmp_path)
         ("eval.py", [*eval_args, f"--train_dir={data['model']}", f"--class_report={tmp_path}/aps.csv",
                      f"--vocabulary_file={tmp_path}/vocabulary.csv"],
          f"vocabulary file '{tmp_path}/vocabulary.csv' not found", tmp_path / "aps.csv"),
+        ("eval.py", [*eval_args, f"--train_dir={data['model']}", f"--vocabulary_file={tmp_path}/vocabulary.csv"],
+         "--vocabulary_file names the classes of --class_report", None),
         ("inference.py", [f"--input_data_pattern={data['test']}", f"--train_dir={data['model']}",
                           f"--output_file={tmp_path}/p.csv", "--no_such_flag=1"],
          "Unknown command line flag 'no_such_flag'", tmp_path / "p.csv"),

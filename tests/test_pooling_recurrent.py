@@ -96,7 +96,7 @@ def test_recurrent_pooling_matches_numpy(kwargs):
 
 
 @pytest.mark.parametrize("cls,kwargs", [
-    (RecurrentPooling, dict(cell="gru", units=UNITS, num_layers=2)),  # WILLOW's GruModel honoured the flag too
+    (RecurrentPooling, dict(cell="gru", units=UNITS, num_layers=2)),  # (WILLOW's GRU: --gru_random_sequence)
     (LSTMPooling, dict(units=UNITS, num_layers=2, all_layer_states=True)),  # WILLOW's LstmModel
 ])
 def test_lstm_random_sequence_reads_the_drawn_frames(cls, kwargs):

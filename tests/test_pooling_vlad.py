@@ -7,7 +7,8 @@ import pytest
 
 from tests.layer_testing import assert_padding_invariant, run_layer_test
 from yt8m_tf.classifiers import MoE
-from yt8m_tf.pooling import ContextGating, DBoFPooling, GardenContextGate, LearnablePooling, NetFV, NetRVLAD, NetVLAD, SEContextGating, SoftDBoW
+from yt8m_tf.pooling import (ContextGating, DBoFPooling, GardenContextGate, LearnablePooling, NetFV, NetRVLAD, NetVLAD,
+                             SEContextGating, SoftDBoW)
 
 RGB, AUDIO, T = 6, 4, 7
 EPS = 1e-3  # slim batch-norm epsilon
@@ -203,7 +204,7 @@ def test_garden_context_gate_matches_numpy():
     gates = _sigmoid(z @ np.asarray(squeezed.gates.kernel) + np.asarray(squeezed.gates.bias))
     assert np.asarray(squeezed.gates.kernel).shape == (3, 8)
     np.testing.assert_allclose(squeezed(x), x * _bn(gates, squeezed.gates_norm), rtol=1e-5, atol=1e-6)
-    assert GardenContextGate(bottleneck_size=1)(x).shape == (5, 8)  # 1: no bottleneck, as Model Garden
+    assert GardenContextGate(bottleneck_size=1).bottleneck is None  # 1: no bottleneck, as Model Garden
 
 
 def test_garden_context_gate_per_frame_batch_statistics_ignore_padding():

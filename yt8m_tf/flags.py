@@ -143,8 +143,8 @@ def _define_competition_flags(flag_values):
     flags.DEFINE_bool("netvlad_relu", True, "NetVLADModel / NetRVLADModel hidden layer: batch norm + ReLU6 (True) "
                       "or a bias and no activation (False, WILLOW's best model).", flag_values=flag_values)
     flags.DEFINE_bool("gating", False, "Context Gating after the hidden layer of the WILLOW poolings (NetVLADModel, "
-                      "NetRVLADModel, NetFVModel, SoftDBoWModel) and of the pooled state of GruModel, BiGruModel, "
-                      "BiLstmModel (the 2018 winners' GRUbidirect).", flag_values=flag_values)
+                      "NetRVLADModel, NetFVModel, SoftDBoWModel) and of BiGruModel's pooled state (the 2018 "
+                      "winners' GRUbidirect).", flag_values=flag_values)
     flags.DEFINE_bool("moe_prob_gating", False, "Context Gating of MoeModel's output probabilities (WILLOW).",
                       flag_values=flag_values)
     flags.DEFINE_integer("fv_cluster_size", 64, "Clusters K of NetFVModel on rgb (audio: K/2).", lower_bound=2,
@@ -161,7 +161,8 @@ def _define_competition_flags(flag_values):
                       flag_values=flag_values)
     flags.DEFINE_bool("lstm_random_sequence", False, "LSTM / GRU models read --iterations frames drawn at random "
                       "from each video, in the order drawn, instead of all frames in order (WILLOW's LstmModel: "
-                      "150). Evaluation takes a fixed, evenly spread draw.", flag_values=flag_values)
+                      "150; their GruModel had its own --gru_random_sequence). Evaluation takes a fixed, evenly "
+                      "spread draw.", flag_values=flag_values)
     flags.DEFINE_integer("gru_cells", 1024, "GRU width of GruModel / BiGruModel.", lower_bound=2,
                          flag_values=flag_values)
     flags.DEFINE_integer("gru_layers", 2, "GRU layers of GruModel / BiGruModel (the bidirectional one included).",

@@ -71,8 +71,8 @@ from readers.files import ReaderError  # noqa: E402
 from yt8m_tf import atomic  # noqa: E402
 from yt8m_tf.label_processing import normalize_correlation  # noqa: E402
 
-__all__ = ["LabelStatsError", "DEFAULT_METHOD", "METHODS", "FILES", "compute", "save", "load", "load_class_counts", "read_vocabulary",
-           "for_training", "main"]
+__all__ = ["LabelStatsError", "DEFAULT_METHOD", "METHODS", "FILES", "compute", "save", "load", "load_class_counts",
+           "read_vocabulary", "for_training", "main"]
 
 DEFAULT_METHOD = "row"
 METHODS = ("row", "seilna")

@@ -28,9 +28,10 @@ LATER_DEFAULTS = {
     "fv_couple_weights": True, "dbof_relu": True, "softdbof_maxpool": False, "gru_cells": 1024, "gru_layers": 2,
     "nextvlad_cluster_size": 64, "nextvlad_hidden_size": 1024, "groups": 8, "expansion": 2, "drop_rate": 0.5,
     "gating_reduction": 8, "mix_number": 3, "cl_temperature": 2.0, "cl_lambda": 1.0,
+    "lstm_random_sequence": False,
     # Model Garden's optional context gates
     "use_context_gate_cluster_layer": False, "context_gate_cluster_bottleneck_size": 0,
-    "use_input_context_gate": False, "use_output_context_gate": False, "lstm_random_sequence": False,
+    "use_input_context_gate": False, "use_output_context_gate": False,
 }
 
 
@@ -91,7 +92,7 @@ def _nextvlad_args(s):
 def _recurrent(s, cell, units, layers, build, **options):
     return pooling.RecurrentPooling(cell, units=units, num_layers=layers,
                                     use_cudnn=False if build.get("jit_compile") else "auto",
-                                    gating=_get(s, "gating"), sample_frames=_sequence_samples(s), **options)
+                                    sample_frames=_sequence_samples(s), **options)
 
 
 # Frame-level poolings g (paper 2.2 and the starter-code baselines): name -> builder(settings, build options).
@@ -131,6 +132,7 @@ POOLINGS = {
     # NeXtVLAD 2018 (3rd place); the 2018 1st place's bidirectional RNNs.
     "NeXtVLADModel": lambda s, b: pooling.NeXtVLADPooling(**_nextvlad_args(s)),
     "BiGruModel": lambda s, b: _recurrent(s, "gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b,
+                                          gating=_get(s, "gating"),
                                           bidirectional=True, all_layer_states=False),
     "BiLstmModel": lambda s, b: _recurrent(s, "lstm", s["lstm_cells"], s["lstm_layers"], b, bidirectional=True,
                                            all_layer_states=False),
@@ -284,10 +286,13 @@ def _check_winners_settings(settings):
                                  f"({', '.join(RECURRENT_POOLINGS)}); --model is {name}")
     if _get(settings, "use_context_gate_cluster_layer") and name != "DbofModel":
         raise ModelSettingsError(f"--use_context_gate_cluster_layer gates DbofModel's cluster layer; --model is {name}")
-    head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
+    if _get(settings, "context_gate_cluster_bottleneck_size") and not _get(settings, "use_context_gate_cluster_layer"):
+        raise ModelSettingsError("--context_gate_cluster_bottleneck_size shapes the gate of "
+                                 "--use_context_gate_cluster_layer, which is off")
     for flag in ("use_input_context_gate", "use_output_context_gate"):
-        if _get(settings, flag) and (head != "MoeModel" or name in FRAME_HEADS):
-            raise ModelSettingsError(f"--{flag} gates MoeModel; the classifier here is {head}")
+        if _get(settings, flag) and _classifier_name(settings) != "MoeModel":
+            raise ModelSettingsError(f"--{flag} gates MoeModel; --model {name} classifies with "
+                                     f"{_classifier_name(settings)}")
     if _get(settings, "use_output_context_gate") and _get(settings, "moe_prob_gating"):
         raise ModelSettingsError("--use_output_context_gate (Model Garden's) and --moe_prob_gating (WILLOW's) both "
                                  "gate MoeModel's probabilities: pick one")
@@ -296,6 +301,14 @@ def _check_winners_settings(settings):
     if units and units[1] % 2:
         raise ModelSettingsError(f"--{units[0]} {units[1]}: {name}'s bidirectional layer splits it in two; pass an "
                                  "even number")
+
+
+def _classifier_name(settings):
+    """The classifier h of the settings' model (a frames-taking head names itself)."""
+    name = settings["model"]
+    if name in CLASSIFIERS or name in FRAME_HEADS:
+        return name
+    return "LogisticModel" if name == "FrameLevelLogisticModel" else settings["video_level_classifier_model"]
 
 
 def needs_label_stats(settings):

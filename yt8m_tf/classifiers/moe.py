@@ -49,9 +49,9 @@ class MoE(keras.layers.Layer):
             other; C^2 more weights, 14.9M for 3862 classes). Computed in float32; W carries no L2 penalty, as
             the original.
         input_context_gate: bool, Model Garden's `use_input_context_gate`: `GardenContextGate` on the input x
-            (d^2 + d more weights).
+            (d^2 + 3d more trainable weights: kernel, bias, batch-norm gamma and beta).
         output_context_gate: bool, Model Garden's `use_output_context_gate`: `GardenContextGate` on the output
-            probabilities (C^2 + C more weights), in float32. Its batch norm follows the sigmoid, so an output
+            probabilities (C^2 + 3C more trainable weights), in float32. Its batch norm follows the sigmoid, so an output
             may leave [0, 1] (the cross-entropy clips it to [0, 1], as Model Garden's Keras loss clips).
         **kwargs: standard `keras.layers.Layer` arguments.
 
