@@ -55,8 +55,8 @@ def evaluate_checkpoint(path, files, vocabulary=None):
                                          per_class=settings["label_loss"] != "SoftmaxLoss")
         else:
             accumulator = metrics_lib.EvaluationMetrics(settings["num_classes"], top_k=FLAGS.top_k)
-            results = evaluation.evaluate(model, data, settings["num_classes"], loss_fn, FLAGS.top_k,
-                                          accumulator=accumulator)
+            results = evaluation.evaluate(model, data, FLAGS.batch_size, settings["num_classes"], loss_fn,
+                                          FLAGS.top_k, accumulator=accumulator)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         raise readers.ReaderError(readers.describe_error(e, files)) from None
     if FLAGS.class_report:  # segments: each class's segment AP@100K, the terms of segment_map

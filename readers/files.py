@@ -53,7 +53,7 @@ def first_record(path):
         for record in tf.data.TFRecordDataset(path).take(1):
             return record.numpy()
     except tf.errors.DataLossError as e:
-        raise ReaderError(f"'{path}' is not a readable TFRecord file ({e.message.split('[')[0].strip()})") from None
+        raise ReaderError(f"'{path}' is not a readable TFRecord file ({_tf_detail(e)})") from None
     raise ReaderError(f"input file '{path}' holds no records")
 
 
@@ -112,8 +112,7 @@ class CorruptRecordCounter:
     framing (8-byte length + masked CRC32C of the length, data, CRC of the data) itself: a record whose data CRC
     fails is skipped and reading resumes at the next record; a bad length header or a truncated tail ends the file.
     ``skipped`` counts the skipped records per file (an unreadable tail counts as one); ``truncated`` lists the files
-    whose tail could not be read. A record is counted (and logged) once however often it is read again (epochs, a
-    first batch read twice). Slower than the default path (Python per record): use it to get through damaged
+    whose tail could not be read. A record is counted (and logged) once however often it is read again (epochs). Slower than the default path (Python per record): use it to get through damaged
     data, not by default.
     """
 
@@ -179,14 +178,14 @@ class CorruptRecordCounter:
             self._records, args=(filename,), output_signature=tf.TensorSpec([], tf.string))
 
 
-def _walk(path, check_crc=False):
+def _walk(path, check_crc=False, stop=None):
     """Walks a local file's TFRecord framing, reading the 12-byte headers only (length and its masked CRC32C; with
-    `check_crc` the CRC is checked too): (complete records, byte offset where they end, why the walk stopped short
-    of the file's end or None)."""
+    `check_crc` the CRC is checked too), up to the end or (`stop`) the record whose header or data holds byte
+    `stop`: (complete records before it, its byte offset, why the walk stopped short of the file's end or None)."""
     size = os.path.getsize(path)
     offset = records = 0
     with open(path, "rb", buffering=0) as f:
-        while offset < size:
+        while offset < size and (stop is None or offset + 12 < stop):
             f.seek(offset)
             header = f.read(12)
             if len(header) < 12:
@@ -245,12 +244,7 @@ def _damaged_record(path, detail):
     if not found:
         return None
     kind, at = found.group(1), int(found.group(2))
-    size = os.path.getsize(path)
-    offset = index = 0
-    with open(path, "rb", buffering=0) as f:
-        while offset + 12 <= size and offset + 12 < at:
-            f.seek(offset)
-            offset, index = offset + 16 + struct.unpack("<Q", f.read(8))[0], index + 1
+    index, offset, _ = _walk(path, stop=at)
     if kind == "truncated":
         return f"cut inside record {index} (from byte {offset})"
     if at == offset + 12:

@@ -138,7 +138,7 @@ class FrameLevelReader(BaseReader):
         entries = [os.path.join(cache_dir, name) for name in names]
         missing = [i for i, entry in enumerate(entries) if not cache_lib.is_complete(entry, keys[i])]
         if missing:
-            cache_lib.check_cache_dir(cache_dir, sum(tf.io.gfile.stat(files[i]).length for i in missing))
+            cache_lib.check_cache_dir(cache_dir, sum(keys[i]["bytes"] for i in missing))
             print(f"input cache: parsing {len(missing)} of {len(files)} files once into '{cache_dir}'", flush=True)
             self._build_entries([files[i] for i in missing], [entries[i] for i in missing],
                                 [keys[i] for i in missing], skip_corrupt)

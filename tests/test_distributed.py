@@ -52,7 +52,7 @@ def test_1_2_and_4_replicas_end_with_the_same_weights_and_evaluate_alike(data, t
     model, settings, step = train_dir_lib.load_trained_model(str(tmp_path / "four"))
     reader = registry.make_reader(settings)
     loss_fn = losses.get_loss(settings["label_loss"])
-    alone = evaluation.evaluate(model, reader.dataset(data["validate"], 16), cli.CLASSES, loss_fn)
+    alone = evaluation.evaluate(model, reader.dataset(data["validate"], 16), 16, cli.CLASSES, loss_fn)
     assert four["eval"]["num_examples"] == alone["num_examples"] == 37
     for key in evaluation.SUMMARY_KEYS:
         assert four["eval"][key] == pytest.approx(alone[key], rel=1e-5, abs=1e-7), key
@@ -195,7 +195,7 @@ def test_eval_inference_and_export_use_the_averages_and_training_resumes_from_th
         assert not np.array_equal(weight.numpy(), raw_weight.numpy())
     # The periodic evaluation (inside training) and the export see the averages, as eval.py does.
     reader = registry.make_reader(settings)
-    alone = evaluation.evaluate(loaded, reader.dataset(data["validate"], 16), cli.CLASSES,
+    alone = evaluation.evaluate(loaded, reader.dataset(data["validate"], 16), 16, cli.CLASSES,
                                 losses.get_loss("CrossEntropyLoss"))
     assert first["eval"]["gap"] == pytest.approx(alone["gap"], rel=1e-5)
     records = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(readers.list_files(data["validate"]))][:5])

@@ -57,12 +57,16 @@ def _sequence_samples(s):
     return s["iterations"] if _get(s, "lstm_random_sequence") else 0
 
 
+def _rnn_options(s, build):
+    """What every recurrent pooling takes from the settings: cuDNN unless XLA-compiled, WILLOW's frame draw."""
+    return {"use_cudnn": False if build.get("jit_compile") else "auto", "sample_frames": _sequence_samples(s)}
+
+
 def _lstm(s, build, **variant):
     sums = variant.get("use_input_sum") or variant.get("use_output_sum")
     return pooling.LSTMPooling(units=s["lstm_cells"], num_layers=s["lstm_layers"], dropout=s["lstm_dropout"],
-                               l2_normalize_sums=bool(sums and s["pooling_l2_normalize"]),
-                               use_cudnn=False if build.get("jit_compile") else "auto",
-                               sample_frames=_sequence_samples(s), **variant)
+                               l2_normalize_sums=bool(sums and s["pooling_l2_normalize"]), **_rnn_options(s, build),
+                               **variant)
 
 
 def _streams(s):
@@ -89,10 +93,13 @@ def _nextvlad_args(s):
                 gating_reduction=_get(s, "gating_reduction"), dropout=_get(s, "drop_rate"))
 
 
-def _recurrent(s, cell, units, layers, build, **options):
-    return pooling.RecurrentPooling(cell, units=units, num_layers=layers,
-                                    use_cudnn=False if build.get("jit_compile") else "auto",
-                                    sample_frames=_sequence_samples(s), **options)
+def _recurrent(s, build, cell, **options):
+    """A RecurrentPooling of `cell` sized by --gru_cells / --gru_layers or --lstm_cells / --lstm_layers."""
+    if cell == "gru":
+        units, layers = _get(s, "gru_cells"), _get(s, "gru_layers")
+    else:
+        units, layers = s["lstm_cells"], s["lstm_layers"]
+    return pooling.RecurrentPooling(cell, units=units, num_layers=layers, **_rnn_options(s, build), **options)
 
 
 # Frame-level poolings g (paper 2.2 and the starter-code baselines): name -> builder(settings, build options).
@@ -128,14 +135,12 @@ POOLINGS = {
                                        couple_weights=_get(s, "fv_couple_weights")),
     "SoftDBoWModel": lambda s, b: _willow(s, pooling.SoftDBoW, "dbof_cluster_size", "dbof_hidden_size", "dbof_relu",
                                           audio_divisor=8, max_pool=_get(s, "softdbof_maxpool")),
-    "GruModel": lambda s, b: _recurrent(s, "gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b),
+    "GruModel": lambda s, b: _recurrent(s, b, "gru"),
     # NeXtVLAD 2018 (3rd place); the 2018 1st place's bidirectional RNNs.
     "NeXtVLADModel": lambda s, b: pooling.NeXtVLADPooling(**_nextvlad_args(s)),
-    "BiGruModel": lambda s, b: _recurrent(s, "gru", _get(s, "gru_cells"), _get(s, "gru_layers"), b,
-                                          gating=_get(s, "gating"),
-                                          bidirectional=True, all_layer_states=False),
-    "BiLstmModel": lambda s, b: _recurrent(s, "lstm", s["lstm_cells"], s["lstm_layers"], b, bidirectional=True,
-                                           all_layer_states=False),
+    "BiGruModel": lambda s, b: _recurrent(s, b, "gru", gating=_get(s, "gating"), bidirectional=True,
+                                          all_layer_states=False),
+    "BiLstmModel": lambda s, b: _recurrent(s, b, "lstm", bidirectional=True, all_layer_states=False),
 }
 
 # Classifiers h: name -> builder(settings). FrameLevelLogisticModel always uses LogisticModel.
@@ -163,9 +168,8 @@ def _member(name, s):
         return h
     h.name = "head"  # a fixed name: weight paths are checkpoint keys
     return KnnMemory(h, s["num_classes"], memory_size=_get(s, "knn_memory_size"), k=_get(s, "knn_k"),
-                                 temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"),
-                                 output_weight=_get(s, "knn_output_weight"),
-                                 output_temperature=_get(s, "knn_output_temperature"))
+                     temperature=_get(s, "knn_temperature"), weight=_get(s, "knn_weight"),
+                     output_weight=_get(s, "knn_output_weight"), output_temperature=_get(s, "knn_output_temperature"))
 
 
 def _classifier(name, s):
@@ -222,12 +226,11 @@ def check_settings(settings):
         raise ModelSettingsError(f"--label_alpha/beta/gamma (label processing) do not apply to {name}: its "
                                  "training outputs are logits mixed before the sigmoid")
     _check_winners_settings(settings)
-    head = name if name in CLASSIFIERS else settings["video_level_classifier_model"]
     if _get(settings, "ensemble_members") < 1 or (name in FRAME_HEADS and _get(settings, "ensemble_members") > 1):
         raise ModelSettingsError(f"--ensemble_members {_get(settings, 'ensemble_members')}: needs at least 1, and "
                                  f"exactly 1 for {name}")
     if _get(settings, "knn_memory_size"):
-        if name in FRAME_HEADS or name == "FrameLevelLogisticModel" or head != "MlpModel":
+        if _classifier_name(settings) != "MlpModel":
             raise ModelSettingsError("--knn_memory_size needs MlpModel as the classifier (--model=MlpModel, or "
                                      "--video_level_classifier_model=MlpModel under a pooling model)")
         if name in POOLINGS and name not in FIXED_POOLINGS:
@@ -324,9 +327,7 @@ def make_layers(settings, class_counts=None, jit_compile=False):
         return None, FRAME_HEADS[name](settings, build)
     if name in CLASSIFIERS:
         return None, _classifier(name, settings)
-    g = POOLINGS[name](settings, build)
-    return g, _classifier("LogisticModel" if name == "FrameLevelLogisticModel"
-                          else settings["video_level_classifier_model"], settings)
+    return POOLINGS[name](settings, build), _classifier(_classifier_name(settings), settings)
 
 
 def model_parts(settings):

@@ -41,7 +41,7 @@ def segment_pass(dataset, step, out, stats, segment_max_pred, max_frames):
         video_ids.extend(v.decode("utf-8") for v in batch["video_ids"].numpy())
         stats["segments"] += len(keys)
     stats["videos"] = len(video_ids)
-    ids = np.array(video_ids, dtype=str) if video_ids else np.zeros(0, str)
+    ids = np.array(video_ids, dtype=str)
     suffixes = np.array([f":{i * SEGMENT_SIZE}" for i in range(per_video)])
     out.write(submission.SEGMENT_HEADER)
     for class_id, keys, _ in best.results():

@@ -72,7 +72,7 @@ def run_inference(train_dir, input_data_pattern, output_file, top_k=20, batch_si
         step = steps.make_segment_step(models, weights, views, top_k, _whitelist(segment_label_ids_file, num_classes),
                                        num_classes)
     else:
-        step = steps.make_video_step(models, weights, views, min(int(top_k), num_classes))
+        step = steps.make_video_step(models, weights, views, int(top_k))
     reader = registry.make_reader(reader_settings)
     counter = readers.CorruptRecordCounter() if skip_corrupt_records else None
     dataset = reader.dataset(input_data_pattern, batch_size, num_readers=num_readers, skip_corrupt=counter)

@@ -120,15 +120,15 @@ class DBoFPooling(keras.layers.Layer):
             self.input_bn.build((None, None, feature_size))
             self.cluster_bn.build((None, None, self.cluster_size))
             self.hidden_bn.build((None, self.hidden_size))
-        if self.cluster_gate is not None:
-            self.cluster_gate.build((None, None, self.cluster_size))
-        if not self.add_batch_norm:
+        else:
             self.cluster_biases = self.add_weight(
                 name="cluster_biases", shape=(self.cluster_size,),
                 initializer=keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(feature_size)))
             self.hidden_biases = self.add_weight(
                 name="hidden1_biases", shape=(self.hidden_size,),
                 initializer=keras.initializers.RandomNormal(stddev=0.01))
+        if self.cluster_gate is not None:
+            self.cluster_gate.build((None, None, self.cluster_size))
 
     def call(self, frames, num_frames, training=None):
         mask, x = frames_to_pool(frames, num_frames, self.sample_frames, self.sample_random_frames, training,

@@ -8,6 +8,7 @@ draw on every eager call), or a `keras.random.SeedGenerator` (what layers pass, 
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from yt8m_tf.pooling.utils import valid_frames
@@ -108,10 +109,10 @@ def sample_sequence_input(frames, num_frames, num_samples, training=None, seed=N
         (frames (B, K, D), num_frames (B,) int32).
     """
     count = ops.cast(num_frames, "int32")
+    shape = (ops.shape(frames)[0], num_samples)
     if training:
-        sampled = sample_random_frames(frames, count, num_samples, seed=seed)
+        uniform = keras.random.uniform(shape, seed=seed)
     else:
-        points = ops.mod(ops.arange(1, num_samples + 1, dtype="float32") * _GOLDEN, 1.0)
-        uniform = ops.broadcast_to(ops.expand_dims(points, 0), (ops.shape(frames)[0], num_samples))
-        sampled = _gather_frames(frames, count, _uniform_index(uniform, count))
-    return sampled, ops.minimum(count, num_samples)
+        points = np.mod(np.arange(1, num_samples + 1) * _GOLDEN, 1.0).astype(np.float32)
+        uniform = ops.broadcast_to(ops.convert_to_tensor(points[None]), shape)
+    return _gather_frames(frames, count, _uniform_index(uniform, count)), ops.minimum(count, num_samples)

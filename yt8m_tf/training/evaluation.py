@@ -18,7 +18,7 @@ def model_inputs(batch):
 
 
 def make_eval_step(model, loss_fn, top_k, jit_compile=False):
-    """tf.function(batch) -> the top-k outputs plus per-example losses (and `valid` when the batch has it)."""
+    """tf.function(batch) -> the top-k outputs, per-example losses and the batch's `valid` mask."""
 
     @tf.function(jit_compile=jit_compile)
     def step(inputs):
@@ -26,8 +26,7 @@ def make_eval_step(model, loss_fn, top_k, jit_compile=False):
         labels = inputs["labels"]
         outputs = metrics_lib.top_k_step_outputs(predictions, labels, top_k, xla_compatible=jit_compile)
         outputs["loss"] = loss_fn(labels, predictions)
-        if VALID in inputs:
-            outputs[VALID] = inputs[VALID]
+        outputs[VALID] = inputs[VALID]
         return outputs
 
     return step
@@ -53,10 +52,10 @@ def padded_rounds(dataset, batch_size, replicas):
     return data
 
 
-def evaluate(model, dataset, num_classes, loss_fn, top_k=20, max_batches=None, jit_compile=False, accumulator=None,
-             strategy=None):
+def evaluate(model, dataset, batch_size, num_classes, loss_fn, top_k=20, max_batches=None, jit_compile=False,
+             accumulator=None, strategy=None):
     """Runs the model over `dataset` (batch dicts with labels, at most `batch_size` videos each: the per-replica
-    batch) and returns the metrics dict (gap, map, hit_at_one, perr, loss, num_examples).
+    batch the reader was asked for) and returns the metrics dict (gap, map, hit_at_one, perr, loss, num_examples).
 
     With a `strategy` (created the model's variables) the batches are distributed over its replicas inside
     `strategy.run`: padded to static shapes (`padded_rounds`), the padding masked out of the metrics, so the
@@ -69,9 +68,6 @@ def evaluate(model, dataset, num_classes, loss_fn, top_k=20, max_batches=None, j
     data = dataset.map(model_inputs)
     if max_batches is not None:
         data = data.take(max_batches)
-    batch_size = tf.data.experimental.get_structure(dataset)["labels"].shape[0]
-    if batch_size is None:  # the reader's batch size is its first batch's (a partial last batch comes after it)
-        batch_size = int(next(iter(data))["labels"].shape[0])
     data = padded_rounds(data, batch_size, local_replicas(strategy))
     distributed = strategy.distribute_datasets_from_function(lambda context: data)
     run = tf.function(lambda batch: strategy.run(step, args=(batch,)))

@@ -161,6 +161,10 @@ def make_loop(strategy, step):
     was applied). The sums over the steps run of each of `METRICS`, divided by the steps run, are the loop's means.
     """
 
+    def stacked_step(batch):
+        results = step(batch)
+        return tf.stack([results[name] for name in METRICS])
+
     @tf.function
     def loop(iterator, num_steps):
         totals = {name: tf.constant(0.0) for name in METRICS}
@@ -170,11 +174,11 @@ def make_loop(strategy, step):
             batch = iterator.get_next_as_optional()
             if not batch.has_value():
                 break
-            results = strategy.run(step, args=(batch.get_value(),))
-            results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in results.items()}
-            totals = {name: totals[name] + results[name] for name in METRICS}
+            per_replica = strategy.run(stacked_step, args=(batch.get_value(),))
+            summed = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)  # one reduction per step
+            totals = {name: totals[name] + summed[i] for i, name in enumerate(METRICS)}
             done += 1
-            if not tf.math.is_finite(results["loss"]):
+            if not tf.math.is_finite(summed[METRICS.index("loss")]):
                 finite = tf.constant(False)
                 break
         return totals, done, finite

@@ -137,8 +137,7 @@ def train(settings, options):
     train_step = step_lib.TrainStep(model, loss_fn, optimizer, options.batch_size, center_loss,
                                     settings.get("center_loss_lambda", 0.0), options.regularization_penalty,
                                     options.top_k, jit_compile=options.jit_compile, average=average,
-                                    teachers=teachers,
-                                    teacher_weight=options.distillation_weight if teachers or table else 0.0,
+                                    teachers=teachers, teacher_weight=options.distillation_weight,
                                     online_distillation=registry.distillation_kwargs(settings))
     loop = step_lib.make_loop(strategy, train_step)
     # What a classifier derives from its training memory with the current weights (KnnMemory's output-space keys)
@@ -211,7 +210,8 @@ def train(settings, options):
             last_eval, saved_step = save(step), step
         if done and options.export_model_steps and step % options.export_model_steps == 0:
             with averaged():
-                refresh()  # on every worker: the replicas refresh together
+                if saved_step != step:  # save() refreshed these weights at this step already
+                    refresh()  # on every worker: the replicas refresh together
                 if is_chief:
                     export_path = export_model(model, settings, options.train_dir, step)
             exported_step = step
@@ -434,9 +434,10 @@ def evaluate_during_training(strategy, model, reader, loss_fn, options, skip_cor
     """--eval_data_pattern evaluated on the strategy's replicas, as eval.py would evaluate the checkpoint: rounds of
     --batch_size videos over this worker's replicas (every worker evaluates all of it)."""
     replicas = strategy_lib.local_replicas(strategy)
-    data = reader.dataset(options.eval_data_pattern, max(1, options.batch_size // replicas), shuffle=False,
-                          num_readers=options.num_readers, skip_corrupt=skip_corrupt)
-    return evaluation.evaluate(model, data, reader.num_classes, loss_fn, options.top_k,
+    batch_size = max(1, options.batch_size // replicas)
+    data = reader.dataset(options.eval_data_pattern, batch_size, shuffle=False, num_readers=options.num_readers,
+                          skip_corrupt=skip_corrupt)
+    return evaluation.evaluate(model, data, batch_size, reader.num_classes, loss_fn, options.top_k,
                                max_batches=options.eval_batches * replicas or None,
                                jit_compile=options.jit_compile or isinstance(strategy, tf.distribute.TPUStrategy),
                                strategy=strategy)
